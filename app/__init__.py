@@ -1,0 +1,1 @@
+"""Shared kernel: settings, event contracts, money, CLI and logging used by both sides."""

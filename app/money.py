@@ -1,0 +1,48 @@
+"""Exact money: `Decimal` with two places in the domain, integer cents in Redis, strings on the wire.
+
+Never float: a JSON number is decoded straight into `Decimal` from its text.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+CENT = Decimal("0.01")
+MAX_AMOUNT = Decimal("1000000000.00")
+ZERO = Decimal("0.00")
+
+
+class InvalidAmount(ValueError):
+    """An amount that is not a positive number of at most two decimals and at most MAX_AMOUNT."""
+
+
+def parse_amount(raw: object) -> Decimal:
+    """Turn a client's amount (a JSON string or number) into an exact, validated Decimal."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
+        raise InvalidAmount("amount must be a decimal number, as a JSON string or number")
+    try:
+        value = Decimal(raw.strip() if isinstance(raw, str) else raw)
+    except (InvalidOperation, ValueError):
+        raise InvalidAmount(f"amount {str(raw)[:40]!r} is not a decimal number") from None
+    if not value.is_finite():
+        raise InvalidAmount("amount must be a finite number")
+    if value <= 0:
+        raise InvalidAmount("amount must be greater than zero")
+    if value > MAX_AMOUNT:
+        raise InvalidAmount(f"amount must be at most {MAX_AMOUNT}")
+    if value != value.quantize(CENT):
+        raise InvalidAmount("amount must have at most two decimal places")
+    return value.quantize(CENT)
+
+
+def format_money(value: Decimal) -> str:
+    """The wire form of money: a string with exactly two decimals, e.g. "12.50"."""
+    return str(value.quantize(CENT))
+
+
+def to_cents(value: Decimal) -> int:
+    return int(value.quantize(CENT) * 100)
+
+
+def from_cents(cents: int) -> Decimal:
+    return (Decimal(cents) / 100).quantize(CENT)

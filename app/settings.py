@@ -1,0 +1,75 @@
+"""Settings, read once from the environment.
+
+Each field says what it controls; `Settings.from_env()` is the only place that reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+DEFAULT_SQLITE_PATH = Path("var") / "bank.db"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+def _int_env(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = field(default=f"sqlite:///{DEFAULT_SQLITE_PATH}")
+    """SQLAlchemy URL of the event store. `postgresql://...` picks psycopg; no value means
+    the embedded SQLite file `./var/bank.db`."""
+
+    redis_url: str = "redis://localhost:6379/0"
+    """Redis holding the read models, the RQ queues and the projection checkpoints."""
+
+    redis_prefix: str = "bank"
+    """Every Redis key the service writes starts with this prefix (no braces or colons)."""
+
+    snapshot_every: int = 100
+    """Save an aggregate snapshot each time an account's version is a multiple of this."""
+
+    command_deadline_ms: int = 2000
+    """How long a command without `expected_version` keeps retrying a version race (then 503)."""
+
+    queue_name: str = "bank-projections"
+    """The RQ queue the projection nudges are sent to."""
+
+    sweep_interval_s: int = 2
+    """How often the worker runs a catch-up even when no command nudged it."""
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        prefix = os.environ.get("REDIS_PREFIX", cls.redis_prefix)
+        if not prefix or any(ch in prefix for ch in "{}: "):
+            raise SettingsError(f"REDIS_PREFIX must be non-empty without braces, colons or spaces, got {prefix!r}")
+        return cls(
+            database_url=os.environ.get("DATABASE_URL") or cls.database_url,
+            redis_url=os.environ.get("REDIS_URL") or cls.redis_url,
+            redis_prefix=prefix,
+            snapshot_every=_int_env("SNAPSHOT_EVERY", cls.snapshot_every),
+            command_deadline_ms=_int_env("COMMAND_DEADLINE_MS", cls.command_deadline_ms),
+            queue_name=os.environ.get("RQ_QUEUE") or cls.queue_name,
+            sweep_interval_s=_int_env("SWEEP_INTERVAL_S", cls.sweep_interval_s),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,114 @@
+"""Shared fixtures: every test gets its own PostgreSQL database / SQLite file and its own Redis prefix.
+
+Nothing here touches data a test did not create: databases are created with unique names and
+dropped afterwards; Redis keys all start with a unique prefix and are deleted by prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from write_side.store.database import create_async_store_engine
+from write_side.store.event_store import EventStore
+from write_side.store.migrate import upgrade_to_head
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _pg_url_for(database: str) -> str:
+    base, _, _ = PG_ADMIN_URL.rpartition("/")
+    return f"{base}/{database}"
+
+
+def create_pg_database() -> tuple[str, str]:
+    name = f"bank_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name, _pg_url_for(name)
+
+
+def drop_pg_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database, dropped after the test."""
+    name, url = create_pg_database()
+    try:
+        upgrade_to_head(url)
+        yield url
+    finally:
+        drop_pg_database(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh, migrated SQLite file in the test's own temporary folder."""
+    url = f"sqlite:///{tmp_path / 'bank.db'}"
+    upgrade_to_head(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """Runs the test once per supported backend."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[EventStore]:
+    engine = create_async_store_engine(store_url)
+    try:
+        yield EventStore(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def pg_store(pg_url: str) -> AsyncIterator[EventStore]:
+    engine = create_async_store_engine(pg_url, pool_size=20)
+    try:
+        yield EventStore(engine)
+    finally:
+        await engine.dispose()
+
+
+def delete_redis_keys(client: redis.Redis, fragment: str) -> None:
+    """Delete every key that contains `fragment` (a test's unique prefix)."""
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=f"*{fragment}*", count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            client.unlink(*batch)
+            batch.clear()
+    if batch:
+        client.unlink(*batch)
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A unique Redis key prefix; every key containing it is deleted after the test."""
+    prefix = f"banktest-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    try:
+        delete_redis_keys(client, prefix)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return TEST_REDIS_URL

@@ -1,0 +1,1 @@
+"""The write side: commands in, events appended to the event store. Never reads Redis to decide."""

@@ -1,0 +1,59 @@
+"""The write side's one error hierarchy. The HTTP layer maps each class to a status and a code."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every error a command can end with on purpose."""
+
+    code = "ledger_error"
+
+
+class InvalidCommand(LedgerError):
+    code = "validation_error"
+
+
+class AccountNotFound(LedgerError):
+    code = "account_not_found"
+
+
+class AccountExists(LedgerError):
+    code = "account_exists"
+
+
+class TransactionError(LedgerError):
+    """A business rule refused the command."""
+
+
+class InsufficientFunds(TransactionError):
+    code = "insufficient_funds"
+
+
+class AccountIsClosed(TransactionError):
+    code = "account_closed"
+
+
+class BalanceNotZero(TransactionError):
+    code = "balance_not_zero"
+
+
+class VersionConflict(LedgerError):
+    """The account changed since the version the client (or the handler) based its decision on."""
+
+    code = "version_conflict"
+
+
+class IdempotencyKeyReused(LedgerError):
+    code = "idempotency_key_reused"
+
+
+class CommandTimedOut(LedgerError):
+    """A racing command kept losing the version race until its deadline."""
+
+    code = "command_timed_out"
+
+
+class StoreUnavailable(LedgerError):
+    """The event store could not be reached; nothing was appended."""
+
+    code = "store_unavailable"

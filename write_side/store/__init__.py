@@ -1,0 +1,1 @@
+"""The append-only event store (SQLAlchemy Core): PostgreSQL first, SQLite as the embedded default."""

@@ -1,0 +1,289 @@
+"""The event store: append with an expected version, read a stream, read everything after a position.
+
+Global order: `position` must become visible in commit order, or a subscriber that checkpoints 11
+skips 10 forever. Every append therefore takes one store-wide lock before it inserts and holds it to
+commit. On PostgreSQL the lock, the version check, the inserts, the idempotency record and the commit
+happen inside one PL/pgSQL call in autocommit mode: one round trip, no lock held across the network.
+On SQLite `BEGIN IMMEDIATE` takes the database's single write lock, which serialises the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.events import NewEvent, RecordedEvent
+from write_side.store.records import (
+    AppendResult,
+    CommandRecord,
+    ConcurrencyError,
+    DuplicateCommand,
+    Snapshot,
+)
+from write_side.store.schema import commands, events, snapshots
+
+_json = msgspec.json.Encoder()
+
+_PG_APPEND = sa.text(
+    "SELECT outcome, last_version, last_position, stored_fingerprint, stored_result "
+    "FROM bank_append(:stream_id, :expected_version, CAST(:events AS jsonb), "
+    ":command_key, :command_fingerprint, CAST(:command_result AS jsonb))"
+)
+
+_EVENT_COLUMNS = (
+    events.c.position,
+    events.c.stream_id,
+    events.c.version,
+    events.c.event_id,
+    events.c.type,
+    events.c.payload,
+    events.c.metadata,
+    events.c.schema_version,
+    events.c.recorded_at,
+)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _recorded(row: sa.Row[Any]) -> RecordedEvent:
+    return RecordedEvent(
+        position=row[0],
+        stream_id=row[1],
+        version=row[2],
+        event_id=row[3],
+        type=row[4],
+        payload=row[5],
+        metadata=row[6],
+        schema_version=row[7],
+        recorded_at=_utc(row[8]),
+    )
+
+
+class EventStore:
+    """One store over one AsyncEngine. Safe to share between concurrent tasks of one event loop."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+        # Every PostgreSQL statement here is a transaction of its own: no BEGIN/COMMIT round trips.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    # --- appending ------------------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream_id: str,
+        new_events: Sequence[NewEvent],
+        expected_version: int,
+        command: CommandRecord | None = None,
+    ) -> AppendResult:
+        """Append `new_events` after `expected_version` or raise ConcurrencyError.
+
+        With `command`, its idempotency record is written in the same transaction; if its key is
+        already taken, nothing is appended and DuplicateCommand carries the earlier record.
+        """
+        if not new_events:
+            raise ValueError("append needs at least one event")
+        if self._postgres:
+            return await self._append_postgres(stream_id, new_events, expected_version, command)
+        return await self._append_sqlite(stream_id, new_events, expected_version, command)
+
+    async def _append_postgres(
+        self,
+        stream_id: str,
+        new_events: Sequence[NewEvent],
+        expected_version: int,
+        command: CommandRecord | None,
+    ) -> AppendResult:
+        batch = [
+            {
+                "event_id": str(e.event_id),
+                "type": e.type,
+                "payload": e.payload,
+                "metadata": e.metadata,
+                "schema_version": e.schema_version,
+            }
+            for e in new_events
+        ]
+        params = {
+            "stream_id": stream_id,
+            "expected_version": expected_version,
+            "events": _json.encode(batch).decode(),
+            "command_key": command.idempotency_key if command else None,
+            "command_fingerprint": command.fingerprint if command else None,
+            "command_result": _json.encode(command.result).decode() if command else None,
+        }
+        async with self._autocommit.connect() as conn:
+            row = (await conn.execute(_PG_APPEND, params)).one()
+        outcome, last_version, last_position, fingerprint, result = row
+        if outcome == "conflict":
+            raise ConcurrencyError(stream_id, expected_version, last_version)
+        if outcome == "duplicate":
+            assert command is not None
+            raise DuplicateCommand(
+                CommandRecord(
+                    command.idempotency_key, fingerprint, stream_id, last_version, last_position, result
+                )
+            )
+        return AppendResult(last_version=last_version, last_position=last_position)
+
+    async def _append_sqlite(
+        self,
+        stream_id: str,
+        new_events: Sequence[NewEvent],
+        expected_version: int,
+        command: CommandRecord | None,
+    ) -> AppendResult:
+        now = datetime.now(UTC)
+        async with self._engine.connect() as conn:
+            conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
+            async with conn.begin():
+                if command is not None:
+                    existing = await self._find_command(conn, command.idempotency_key)
+                    if existing is not None:
+                        raise DuplicateCommand(existing)
+                current = await self._current_version(conn, stream_id)
+                if current != expected_version:
+                    raise ConcurrencyError(stream_id, expected_version, current)
+                position = 0
+                for offset, event in enumerate(new_events, start=1):
+                    inserted = await conn.execute(
+                        events.insert().returning(events.c.position),
+                        {
+                            "stream_id": stream_id,
+                            "version": expected_version + offset,
+                            "event_id": event.event_id,
+                            "type": event.type,
+                            "payload": event.payload,
+                            "metadata": event.metadata,
+                            "schema_version": event.schema_version,
+                            "recorded_at": now,
+                        },
+                    )
+                    position = inserted.scalar_one()
+                last_version = expected_version + len(new_events)
+                if command is not None:
+                    await conn.execute(
+                        commands.insert(),
+                        {
+                            "idempotency_key": command.idempotency_key,
+                            "fingerprint": command.fingerprint,
+                            "stream_id": stream_id,
+                            "last_version": last_version,
+                            "last_position": position,
+                            "result": command.result,
+                            "recorded_at": now,
+                        },
+                    )
+        return AppendResult(last_version=last_version, last_position=position)
+
+    @staticmethod
+    async def _current_version(conn: AsyncConnection, stream_id: str) -> int:
+        query = sa.select(sa.func.coalesce(sa.func.max(events.c.version), 0)).where(
+            events.c.stream_id == stream_id
+        )
+        return int((await conn.execute(query)).scalar_one())
+
+    @staticmethod
+    async def _find_command(conn: AsyncConnection, key: str) -> CommandRecord | None:
+        query = sa.select(
+            commands.c.idempotency_key,
+            commands.c.fingerprint,
+            commands.c.stream_id,
+            commands.c.last_version,
+            commands.c.last_position,
+            commands.c.result,
+        ).where(commands.c.idempotency_key == key)
+        row = (await conn.execute(query)).first()
+        return CommandRecord(*row) if row else None
+
+    # --- reading --------------------------------------------------------------------------------
+
+    async def read_stream(
+        self, stream_id: str, after_version: int = 0, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        query = (
+            sa.select(*_EVENT_COLUMNS)
+            .where(events.c.stream_id == stream_id, events.c.version > after_version)
+            .order_by(events.c.version)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        async with self._autocommit.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_recorded(row) for row in rows]
+
+    async def read_after(self, position: int, limit: int = 1000) -> list[RecordedEvent]:
+        """Events with a global position greater than `position`, in order, at most `limit`."""
+        query = (
+            sa.select(*_EVENT_COLUMNS)
+            .where(events.c.position > position)
+            .order_by(events.c.position)
+            .limit(limit)
+        )
+        async with self._autocommit.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_recorded(row) for row in rows]
+
+    async def head_position(self) -> int:
+        query = sa.select(sa.func.coalesce(sa.func.max(events.c.position), 0))
+        async with self._autocommit.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def stream_version(self, stream_id: str) -> int:
+        async with self._autocommit.connect() as conn:
+            return await self._current_version(conn, stream_id)
+
+    async def find_command(self, idempotency_key: str) -> CommandRecord | None:
+        async with self._autocommit.connect() as conn:
+            return await self._find_command(conn, idempotency_key)
+
+    # --- snapshots ------------------------------------------------------------------------------
+
+    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        query = sa.select(
+            snapshots.c.stream_id,
+            snapshots.c.version,
+            snapshots.c.state,
+            snapshots.c.schema_version,
+            snapshots.c.taken_at,
+        ).where(snapshots.c.stream_id == stream_id)
+        async with self._autocommit.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return Snapshot(row[0], row[1], row[2], row[3], _utc(row[4]))
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Keep the latest snapshot per stream; an older one never replaces a newer one."""
+        values = {
+            "stream_id": snapshot.stream_id,
+            "version": snapshot.version,
+            "state": snapshot.state,
+            "schema_version": snapshot.schema_version,
+            "taken_at": snapshot.taken_at,
+        }
+        insert: Any
+        if self._postgres:
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        statement = insert(snapshots).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[snapshots.c.stream_id],
+            set_={k: statement.excluded[k] for k in ("version", "state", "schema_version", "taken_at")},
+            where=snapshots.c.version < statement.excluded.version,
+        )
+        async with self._autocommit.connect() as conn:
+            await conn.execute(statement)

@@ -1,0 +1,54 @@
+"""Plain records the event store takes and returns, and its own errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    last_version: int
+    last_position: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    """What an idempotent command left behind: enough to answer its retry with the same response."""
+
+    idempotency_key: str
+    fingerprint: str
+    stream_id: str
+    last_version: int
+    last_position: int
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    stream_id: str
+    version: int
+    state: dict[str, Any]
+    schema_version: int
+    taken_at: datetime
+
+
+class ConcurrencyError(Exception):
+    """The stream's version is not the expected one: another writer appended first."""
+
+    def __init__(self, stream_id: str, expected_version: int, current_version: int) -> None:
+        super().__init__(
+            f"stream {stream_id!r} is at version {current_version}, expected {expected_version}"
+        )
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+        self.current_version = current_version
+
+
+class DuplicateCommand(Exception):
+    """A command with this idempotency key was already appended; `record` is what it left."""
+
+    def __init__(self, record: CommandRecord) -> None:
+        super().__init__(f"idempotency key {record.idempotency_key!r} was already used")
+        self.record = record

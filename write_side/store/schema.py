@@ -1,0 +1,50 @@
+"""The relational schema of the event store. Alembic migrations create it; this module describes it
+for queries. Events are only ever inserted: nothing in the code updates or deletes them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+Position = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite rowid alias needs INTEGER
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("position", Position, sa.Identity(), primary_key=True),
+    sa.Column("stream_id", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("schema_version", sa.SmallInteger, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("stream_id", "version", name="uq_events_stream_version"),
+    sqlite_autoincrement=True,
+)
+
+snapshots = sa.Table(
+    "snapshots",
+    metadata,
+    sa.Column("stream_id", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("state", Json, nullable=False),
+    sa.Column("schema_version", sa.SmallInteger, nullable=False),
+    sa.Column("taken_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+commands = sa.Table(
+    "commands",
+    metadata,
+    sa.Column("idempotency_key", sa.String(200), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("stream_id", sa.String(64), nullable=False),
+    sa.Column("last_version", sa.Integer, nullable=False),
+    sa.Column("last_position", sa.BigInteger, nullable=False),
+    sa.Column("result", Json, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)

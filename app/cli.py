@@ -1,0 +1,96 @@
+"""The `bank` command: one entry point for migrations, the three processes and admin tasks.
+
+Expected operational failures (bad settings, database or Redis unreachable) print one clear line
+and exit non-zero; tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from app.settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def bank() -> None:
+    """Event-sourced bank ledger: write API, projectors, query API and admin tools."""
+
+
+@bank.command()
+def migrate() -> None:
+    """Create or upgrade the event store schema (Alembic `upgrade head`)."""
+    from app.operational import explain_operational_errors
+    from write_side.store.migrate import upgrade_to_head
+
+    settings = _settings()
+    with explain_operational_errors("migrate the event store"):
+        upgrade_to_head(settings.database_url)
+    click.echo("event store is up to date")
+
+
+def _serve(factory: str, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@bank.command("write-api")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+def write_api(host: str, port: int, workers: int) -> None:
+    """Serve the write API (commands in, events appended)."""
+    _settings()
+    click.echo(f"write API on http://{host}:{port} (docs: http://{host}:{port}/schema)")
+    _serve("write_side.api.app:create_app_from_env", host, port, workers)
+
+
+@bank.command("query-api")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+def query_api(host: str, port: int, workers: int) -> None:
+    """Serve the query API (read models from Redis)."""
+    _settings()
+    click.echo(f"query API on http://{host}:{port} (docs: http://{host}:{port}/schema)")
+    _serve("read_side.api.app:create_app_from_env", host, port, workers)
+
+
+@bank.command()
+@click.option("--burst", is_flag=True, help="Drain the queue, catch every projection up, then exit.")
+def worker(burst: bool) -> None:
+    """Run the RQ projection worker (with the scheduler for the periodic safety sweep)."""
+    from app.operational import explain_operational_errors
+    from projectors.worker import run_worker
+
+    settings = _settings()
+    with explain_operational_errors("run the projection worker"):
+        run_worker(settings, burst=burst)
+
+
+def main() -> None:
+    bank(prog_name="bank")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

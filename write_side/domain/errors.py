@@ -42,6 +42,13 @@ class VersionConflict(LedgerError):
 
     code = "version_conflict"
 
+    def __init__(self, expected_version: int, current_version: int) -> None:
+        super().__init__(
+            f"expected version {expected_version}, but the account is at version {current_version}"
+        )
+        self.expected_version = expected_version
+        self.current_version = current_version
+
 
 class IdempotencyKeyReused(LedgerError):
     code = "idempotency_key_reused"

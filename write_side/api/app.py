@@ -1,0 +1,98 @@
+"""Builds the write API: routes, error mapping and the lifespan that owns the engine and publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.exc
+from litestar import Litestar, Response, get
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from app.logs import configure_logging
+from app.settings import Settings, get_settings
+from write_side.api import routes
+from write_side.api.errors import EXCEPTION_HANDLERS
+from write_side.api.schemas import HealthResponse
+from write_side.command_bus import CommandBus
+from write_side.publisher import EventPublisher
+from write_side.repository import AccountRepository
+from write_side.store.database import create_async_store_engine
+from write_side.store.event_store import EventStore
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 16 * 1024
+HEALTH_TIMEOUT_S = 2.0
+
+PublisherFactory = Callable[[Settings], EventPublisher]
+
+
+def redis_publisher(settings: Settings) -> EventPublisher:
+    from projectors.nudge import RedisNudgePublisher
+
+    return RedisNudgePublisher(settings)
+
+
+@get("/health", summary="200 when the event store answers, 503 otherwise")
+async def health(state: State) -> Response[HealthResponse]:
+    store: EventStore = state.store
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_S), store.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+    except (sqlalchemy.exc.SQLAlchemyError, OSError, TimeoutError):
+        return Response(HealthResponse("unavailable", "unreachable"), status_code=503)
+    return Response(HealthResponse("ok", "ok"))
+
+
+def create_write_app(
+    settings: Settings, publisher_factory: PublisherFactory = redis_publisher
+) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        engine = create_async_store_engine(settings.database_url)
+        publisher = publisher_factory(settings)
+        store = EventStore(engine)
+        repository = AccountRepository(store, settings.snapshot_every)
+        app.state.store = store
+        app.state.bus = CommandBus(repository, publisher, settings.command_deadline_ms / 1000)
+        try:
+            yield
+        finally:
+            await publisher.close()
+            await engine.dispose()
+
+    return Litestar(
+        route_handlers=[
+            routes.open_account,
+            routes.deposit,
+            routes.withdraw,
+            routes.close_account,
+            routes.account_events,
+            health,
+        ],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(
+            title="Bank ledger: write API",
+            version="1.0.0",
+            description="Commands in; events appended to the event store.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        debug=False,
+    )
+
+
+def create_app_from_env() -> Litestar:
+    configure_logging()
+    return create_write_app(get_settings())
+
+

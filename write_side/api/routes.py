@@ -1,0 +1,115 @@
+"""Thin route handlers: parse the request, build a command, hand it to the bus, shape the answer."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from litestar import get, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from app.money import format_money
+from write_side.api.schemas import (
+    AmountRequest,
+    CloseAccountRequest,
+    CommandResponse,
+    EventResponse,
+    EventsResponse,
+    OpenAccountRequest,
+    OpenedResponse,
+)
+from write_side.command_bus import CommandBus, CommandOutcome
+from write_side.commands import CloseAccount, Deposit, OpenAccount, Withdraw
+from write_side.domain.errors import AccountNotFound, InvalidCommand
+from write_side.store.event_store import EventStore
+
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+IdempotencyKey = Annotated[
+    str | None,
+    Parameter(
+        header="Idempotency-Key",
+        required=False,
+        description="Retries with the same key and body return the first response and append nothing.",
+    ),
+]
+
+
+def _account_id(raw: str) -> str:
+    if not ACCOUNT_ID.match(raw):
+        raise AccountNotFound(f"account {raw[:64]!r} does not exist")
+    return raw
+
+
+def _key(raw: str | None) -> str | None:
+    if raw is not None and not IDEMPOTENCY_KEY.match(raw):
+        raise InvalidCommand("Idempotency-Key must be 1 to 200 visible ASCII characters")
+    return raw
+
+
+def _answer(outcome: CommandOutcome) -> CommandResponse:
+    return CommandResponse(
+        outcome.account_id, outcome.version, outcome.position, format_money(outcome.balance)
+    )
+
+
+def _bus(state: State) -> CommandBus:
+    bus: CommandBus = state.bus
+    return bus
+
+
+@post("/accounts", status_code=201, summary="Open an account")
+async def open_account(
+    data: OpenAccountRequest, state: State, idempotency_key: IdempotencyKey = None
+) -> OpenedResponse:
+    command = OpenAccount(data.owner, data.currency, data.account_id, data.expected_version)
+    outcome = await _bus(state).execute(command, _key(idempotency_key))
+    return OpenedResponse(outcome.account_id, outcome.version, outcome.position)
+
+
+@post("/accounts/{account_id:str}/deposit", status_code=200, summary="Deposit money")
+async def deposit(
+    account_id: str, data: AmountRequest, state: State, idempotency_key: IdempotencyKey = None
+) -> CommandResponse:
+    command = Deposit(_account_id(account_id), data.amount, data.expected_version)
+    return _answer(await _bus(state).execute(command, _key(idempotency_key)))
+
+
+@post("/accounts/{account_id:str}/withdraw", status_code=200, summary="Withdraw money")
+async def withdraw(
+    account_id: str, data: AmountRequest, state: State, idempotency_key: IdempotencyKey = None
+) -> CommandResponse:
+    command = Withdraw(_account_id(account_id), data.amount, data.expected_version)
+    return _answer(await _bus(state).execute(command, _key(idempotency_key)))
+
+
+@post("/accounts/{account_id:str}/close", status_code=200, summary="Close an account")
+async def close_account(
+    account_id: str,
+    state: State,
+    data: CloseAccountRequest | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> CommandResponse:
+    expected = data.expected_version if data is not None else None
+    command = CloseAccount(_account_id(account_id), expected)
+    return _answer(await _bus(state).execute(command, _key(idempotency_key)))
+
+
+@get("/accounts/{account_id:str}/events", summary="The account's events (audit trail)")
+async def account_events(
+    account_id: str,
+    state: State,
+    after_version: Annotated[int, Parameter(ge=0, le=2**31 - 1)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+) -> EventsResponse:
+    store: EventStore = state.store
+    recorded = await store.read_stream(_account_id(account_id), after_version, limit)
+    if not recorded and await store.stream_version(account_id) == 0:
+        raise AccountNotFound(f"account {account_id!r} does not exist")
+    events = [
+        EventResponse(str(e.event_id), e.type, e.version, e.position, e.payload, e.recorded_at)
+        for e in recorded
+    ]
+    return EventsResponse(account_id, events)

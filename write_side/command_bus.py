@@ -1,0 +1,128 @@
+"""Command handling: load (snapshot + tail) → decide → append with the expected version.
+
+A command without `expected_version` only raced another writer when its append conflicts, so it is
+retried on the fresh state until it succeeds, a business rule refuses it, or its deadline passes.
+A command with `expected_version` states what the client saw: any other version is a conflict.
+An `Idempotency-Key` makes a retried command answer with its first outcome and append nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+import msgspec
+
+from app.money import ZERO
+from write_side.commands import Command, OpenAccount
+from write_side.domain.errors import (
+    AccountExists,
+    CommandTimedOut,
+    IdempotencyKeyReused,
+    VersionConflict,
+)
+from write_side.handlers import HANDLERS
+from write_side.publisher import EventPublisher
+from write_side.repository import AccountRepository
+from write_side.store.records import CommandRecord, ConcurrencyError, DuplicateCommand
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    account_id: str
+    version: int
+    position: int
+    balance: Decimal
+    replayed: bool = False
+    """True when an idempotent retry was answered from the first outcome."""
+
+
+def fingerprint(command: Command) -> str:
+    """A digest of what the client asked for, to tell a true retry from a reused key."""
+    body = {"command": type(command).__name__, **dataclasses.asdict(command)}
+    return hashlib.sha256(msgspec.json.encode(body, order="sorted")).hexdigest()
+
+
+class CommandBus:
+    def __init__(
+        self, repository: AccountRepository, publisher: EventPublisher, deadline_s: float
+    ) -> None:
+        self._repository = repository
+        self._publisher = publisher
+        self._deadline_s = deadline_s
+
+    async def execute(self, command: Command, idempotency_key: str | None = None) -> CommandOutcome:
+        record = None
+        if idempotency_key is not None:
+            record = CommandRecord(idempotency_key, fingerprint(command), "", 0, 0, {})
+            earlier = await self._repository.find_command(idempotency_key)
+            if earlier is not None:
+                return self._replay(record, earlier)
+        if isinstance(command, OpenAccount) and command.account_id is None:
+            command = dataclasses.replace(command, account_id=uuid.uuid4().hex)
+        try:
+            outcome = await self._execute_with_retries(command, record)
+        except DuplicateCommand as duplicate:  # the same key won a race with us
+            assert record is not None
+            return self._replay(record, duplicate.record)
+        await self._publisher.events_committed(outcome.account_id, outcome.position)
+        return outcome
+
+    async def _execute_with_retries(
+        self, command: Command, record: CommandRecord | None
+    ) -> CommandOutcome:
+        deadline = time.monotonic() + self._deadline_s
+        attempt = 0
+        while True:
+            try:
+                return await self._execute_once(command, record)
+            except ConcurrencyError as conflict:
+                if isinstance(command, OpenAccount):
+                    raise AccountExists(f"account {command.account_id!r} already exists") from None
+                if command.expected_version is not None:
+                    raise VersionConflict(command.expected_version, conflict.current_version) from None
+            attempt += 1
+            if time.monotonic() >= deadline:
+                raise CommandTimedOut("the account is too busy right now; retry the command")
+            # Jittered backoff so that racing writers stop colliding in lockstep.
+            await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
+
+    async def _execute_once(self, command: Command, record: CommandRecord | None) -> CommandOutcome:
+        account_id = command.account_id
+        assert account_id is not None
+        loaded = await self._repository.load(account_id)
+        account = loaded.account
+        expected_version = account.version
+        if command.expected_version is not None and command.expected_version != expected_version:
+            if isinstance(command, OpenAccount) and expected_version > 0:
+                raise AccountExists(f"account {account_id!r} already exists")
+            raise VersionConflict(command.expected_version, expected_version)
+        new_events = HANDLERS[type(command)](account, command)
+        balance = account.balance
+        if record is not None:
+            record = dataclasses.replace(
+                record, stream_id=account_id, result={"balance": str(balance)}
+            )
+        metadata = {"command": type(command).__name__, "correlation_id": uuid.uuid4().hex}
+        if record is not None:
+            metadata["idempotency_key"] = record.idempotency_key
+        result = await self._repository.save(account, new_events, expected_version, metadata, record)
+        return CommandOutcome(account_id, result.last_version, result.last_position, balance)
+
+    @staticmethod
+    def _replay(record: CommandRecord, earlier: CommandRecord) -> CommandOutcome:
+        if earlier.fingerprint != record.fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used for a different request"
+            )
+        balance = Decimal(str(earlier.result.get("balance", ZERO)))
+        return CommandOutcome(
+            earlier.stream_id, earlier.last_version, earlier.last_position, balance, replayed=True
+        )
+

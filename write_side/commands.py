@@ -1,0 +1,54 @@
+"""Commands: orders to the write side, named in the imperative. Plain, validated data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from app.money import InvalidAmount, parse_amount
+from write_side.domain.errors import InvalidCommand
+
+
+def _valid_amount(raw: Decimal) -> Decimal:
+    try:
+        return parse_amount(raw)
+    except InvalidAmount as exc:
+        raise InvalidCommand(str(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAccount:
+    owner: str
+    currency: str = "USD"
+    account_id: str | None = None
+    """None lets the write side generate one."""
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deposit:
+    account_id: str
+    amount: Decimal
+    expected_version: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "amount", _valid_amount(self.amount))
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    account_id: str
+    amount: Decimal
+    expected_version: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "amount", _valid_amount(self.amount))
+
+
+@dataclass(frozen=True, slots=True)
+class CloseAccount:
+    account_id: str
+    expected_version: int | None = None
+
+
+Command = OpenAccount | Deposit | Withdraw | CloseAccount

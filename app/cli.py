@@ -6,8 +6,6 @@ and exit non-zero; tracebacks are for bugs.
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from app.settings import Settings, SettingsError
@@ -77,15 +75,47 @@ def query_api(host: str, port: int, workers: int) -> None:
 
 
 @bank.command()
-@click.option("--burst", is_flag=True, help="Drain the queue, catch every projection up, then exit.")
+@click.option(
+    "--burst", is_flag=True, help="Drain the queue, catch every projection up, then exit."
+)
 def worker(burst: bool) -> None:
     """Run the RQ projection worker (with the scheduler for the periodic safety sweep)."""
-    from app.operational import explain_operational_errors
     from projectors.worker import run_worker
+
+    from app.operational import explain_operational_errors
 
     settings = _settings()
     with explain_operational_errors("run the projection worker"):
         run_worker(settings, burst=burst)
+
+
+@bank.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface for both APIs.")
+@click.option("--write-port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--query-port", default=8001, show_default=True, type=click.IntRange(1, 65535))
+def up(host: str, write_port: int, query_port: int) -> None:
+    """Migrate, then run the write API, the query API and a worker until Ctrl-C."""
+    from pathlib import Path
+
+    from app.operational import explain_operational_errors
+    from app.stack import StackPorts, run_stack
+    from write_side.store.migrate import upgrade_to_head
+
+    settings = _settings()
+    with explain_operational_errors("migrate the event store"):
+        upgrade_to_head(settings.database_url)
+    click.echo(f"event store: {_redacted(settings.database_url)}")
+    try:
+        code = run_stack(StackPorts(host, write_port, query_port), Path("var"))
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    raise SystemExit(code)
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def main() -> None:
@@ -93,4 +123,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

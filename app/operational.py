@@ -20,7 +20,9 @@ def explain_operational_errors(doing: str) -> Iterator[None]:
         raise click.ClickException(str(exc)) from None
     except sqlalchemy.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
-        raise click.ClickException(f"could not {doing}: the database is unreachable ({reason})") from None
+        raise click.ClickException(
+            f"could not {doing}: the database is unreachable ({reason})"
+        ) from None
     except sqlalchemy.exc.ProgrammingError:
         raise click.ClickException(
             f"could not {doing}: the event store schema is missing; run `bank migrate` first"

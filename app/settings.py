@@ -56,17 +56,20 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        prefix = os.environ.get("REDIS_PREFIX", cls.redis_prefix)
+        defaults = cls()
+        prefix = os.environ.get("REDIS_PREFIX", defaults.redis_prefix)
         if not prefix or any(ch in prefix for ch in "{}: "):
-            raise SettingsError(f"REDIS_PREFIX must be non-empty without braces, colons or spaces, got {prefix!r}")
+            raise SettingsError(
+                f"REDIS_PREFIX must be non-empty without braces, colons or spaces, got {prefix!r}"
+            )
         return cls(
-            database_url=os.environ.get("DATABASE_URL") or cls.database_url,
-            redis_url=os.environ.get("REDIS_URL") or cls.redis_url,
+            database_url=os.environ.get("DATABASE_URL") or defaults.database_url,
+            redis_url=os.environ.get("REDIS_URL") or defaults.redis_url,
             redis_prefix=prefix,
-            snapshot_every=_int_env("SNAPSHOT_EVERY", cls.snapshot_every),
-            command_deadline_ms=_int_env("COMMAND_DEADLINE_MS", cls.command_deadline_ms),
-            queue_name=os.environ.get("RQ_QUEUE") or cls.queue_name,
-            sweep_interval_s=_int_env("SWEEP_INTERVAL_S", cls.sweep_interval_s),
+            snapshot_every=_int_env("SNAPSHOT_EVERY", defaults.snapshot_every),
+            command_deadline_ms=_int_env("COMMAND_DEADLINE_MS", defaults.command_deadline_ms),
+            queue_name=os.environ.get("RQ_QUEUE") or defaults.queue_name,
+            sweep_interval_s=_int_env("SWEEP_INTERVAL_S", defaults.sweep_interval_s),
         )
 
 

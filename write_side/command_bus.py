@@ -86,7 +86,9 @@ class CommandBus:
                 if isinstance(command, OpenAccount):
                     raise AccountExists(f"account {command.account_id!r} already exists") from None
                 if command.expected_version is not None:
-                    raise VersionConflict(command.expected_version, conflict.current_version) from None
+                    raise VersionConflict(
+                        command.expected_version, conflict.current_version
+                    ) from None
             attempt += 1
             if time.monotonic() >= deadline:
                 raise CommandTimedOut("the account is too busy right now; retry the command")
@@ -112,7 +114,9 @@ class CommandBus:
         metadata = {"command": type(command).__name__, "correlation_id": uuid.uuid4().hex}
         if record is not None:
             metadata["idempotency_key"] = record.idempotency_key
-        result = await self._repository.save(account, new_events, expected_version, metadata, record)
+        result = await self._repository.save(
+            account, new_events, expected_version, metadata, record
+        )
         return CommandOutcome(account_id, result.last_version, result.last_position, balance)
 
     @staticmethod
@@ -125,4 +129,3 @@ class CommandBus:
         return CommandOutcome(
             earlier.stream_id, earlier.last_version, earlier.last_position, balance, replayed=True
         )
-

@@ -70,7 +70,9 @@ class AccountRepository:
         try:
             await self._store.save_snapshot(snapshot)
         except sqlalchemy.exc.SQLAlchemyError as exc:
-            log.warning("snapshot of %s at version %d not saved: %s", account.account_id, version, exc)
+            log.warning(
+                "snapshot of %s at version %d not saved: %s", account.account_id, version, exc
+            )
 
     async def find_command(self, idempotency_key: str) -> CommandRecord | None:
         return await self._store.find_command(idempotency_key)

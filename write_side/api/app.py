@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.exc
@@ -94,5 +93,3 @@ def create_write_app(
 def create_app_from_env() -> Litestar:
     configure_logging()
     return create_write_app(get_settings())
-
-

@@ -100,7 +100,9 @@ def unexpected_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict
     if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
         return database_unavailable(_, exc)
     log.exception("unexpected error", exc_info=exc)
-    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "an unexpected error occurred")
+    return error_response(
+        HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "an unexpected error occurred"
+    )
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {

@@ -21,8 +21,10 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 def normalise_url(raw: str, *, use_async: bool) -> URL:
     try:
         url = make_url(raw)
-    except Exception as exc:  # sqlalchemy raises ArgumentError with the URL in it
-        raise SettingsError(f"DATABASE_URL is not a valid SQLAlchemy URL: {type(exc).__name__}") from None
+    except sa.exc.ArgumentError as exc:  # its message repeats the URL, password included
+        raise SettingsError(
+            f"DATABASE_URL is not a valid SQLAlchemy URL: {type(exc).__name__}"
+        ) from None
     backend = url.get_backend_name()
     if backend == "postgresql":
         return url.set(drivername="postgresql+psycopg")

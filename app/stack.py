@@ -103,7 +103,9 @@ def run_stack(ports: StackPorts, data_dir: Path, banner: list[str] | None = None
         while not stopping:
             dead = [child for child in children if child.poll() is not None]
             if dead:
-                click.echo(f"a process stopped (exit {dead[0].returncode}); stopping the rest", err=True)
+                click.echo(
+                    f"a process stopped (exit {dead[0].returncode}); stopping the rest", err=True
+                )
                 return 1
             time.sleep(0.2)
         click.echo("stopping…")

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy.exc
 
-from app.events import DomainEvent, NewEvent
+from app.events import DomainEvent, NewEvent, event_from_json
 from write_side.domain.account import SNAPSHOT_SCHEMA_VERSION, BankAccount
 from write_side.store.event_store import EventStore
 from write_side.store.records import AppendResult, CommandRecord, Snapshot
@@ -34,14 +34,13 @@ class AccountRepository:
         self._snapshot_every = snapshot_every
 
     async def load(self, account_id: str) -> LoadedAccount:
-        snapshot = await self._store.load_snapshot(account_id)
-        if snapshot is not None and snapshot.schema_version == SNAPSHOT_SCHEMA_VERSION:
+        snapshot, tail = await self._store.load_for_replay(account_id, SNAPSHOT_SCHEMA_VERSION)
+        if snapshot is not None:
             account = BankAccount.from_snapshot(account_id, snapshot.version, snapshot.state)
         else:
             account = BankAccount(account_id)
-        tail = await self._store.read_stream(account_id, after_version=account.version)
-        for recorded in tail:
-            account.apply(recorded.to_domain())
+        for type_name, payload in tail:
+            account.apply(event_from_json(type_name, payload))
         return LoadedAccount(account, len(tail))
 
     async def save(

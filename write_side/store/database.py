@@ -70,8 +70,14 @@ def create_async_store_engine(raw_url: str, *, pool_size: int = 10) -> AsyncEngi
         engine = create_async_engine(url)
         _install_sqlite_pragmas(engine.sync_engine)
         return engine
+    # Every statement of the store is a transaction of its own (the append is one PL/pgSQL call),
+    # so the engine runs in autocommit: no BEGIN/COMMIT round trips, no reset on check-in.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, pool_recycle=1800
+        url,
+        isolation_level="AUTOCOMMIT",
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=1800,
     )
 
 

@@ -48,8 +48,36 @@ _EVENT_COLUMNS = (
 )
 
 
+def _replay_statement() -> sa.CompoundSelect:
+    """Snapshot row (type NULL) plus every event after it, ordered by version."""
+    stream_id = sa.bindparam("stream_id", type_=sa.String)
+    schema_version = sa.bindparam("schema_version", type_=sa.SmallInteger)
+    current = (
+        sa.select(snapshots.c.version)
+        .where(snapshots.c.stream_id == stream_id, snapshots.c.schema_version == schema_version)
+        .scalar_subquery()
+    )
+    snapshot_part = sa.select(
+        snapshots.c.version,
+        sa.literal(None, sa.String).label("type"),
+        sa.cast(snapshots.c.state, sa.Text).label("body"),
+        snapshots.c.taken_at,
+    ).where(snapshots.c.stream_id == stream_id, snapshots.c.schema_version == schema_version)
+    events_part = sa.select(
+        events.c.version,
+        events.c.type,
+        sa.cast(events.c.payload, sa.Text).label("body"),
+        events.c.recorded_at,
+    ).where(events.c.stream_id == stream_id, events.c.version > sa.func.coalesce(current, 0))
+    return sa.union_all(snapshot_part, events_part).order_by(sa.text("version"))
+
+
+_REPLAY = _replay_statement()
+
+
 def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    # SQLite returns naive UTC; PostgreSQL answers in the session's TimeZone, which may not be UTC.
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _recorded(row: Any) -> RecordedEvent:
@@ -72,8 +100,11 @@ class EventStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
-        # Every PostgreSQL statement here is a transaction of its own: no BEGIN/COMMIT round trips.
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Reads are single statements: no transaction needed (the PostgreSQL engine is already
+        # in autocommit; on SQLite this skips BEGIN, see database.py).
+        self._autocommit = (
+            engine if self._postgres else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     @property
     def engine(self) -> AsyncEngine:
@@ -253,6 +284,26 @@ class EventStore:
     async def find_command(self, idempotency_key: str) -> CommandRecord | None:
         async with self._autocommit.connect() as conn:
             return await self._find_command(conn, idempotency_key)
+
+    async def load_for_replay(
+        self, stream_id: str, snapshot_schema_version: int
+    ) -> tuple[Snapshot | None, list[tuple[str, str]]]:
+        """The stream's current snapshot (if of `snapshot_schema_version`) and the (type, payload
+        JSON) of every event after it, in one round trip: the hot path of every command."""
+        params = {"stream_id": stream_id, "schema_version": snapshot_schema_version}
+        async with self._autocommit.connect() as conn:
+            rows = (await conn.execute(_REPLAY, params)).all()
+        snapshot = None
+        tail: list[tuple[str, str]] = []
+        for version, type_name, body, moment in rows:
+            if type_name is None:
+                state = msgspec.json.decode(body)
+                snapshot = Snapshot(
+                    stream_id, version, state, snapshot_schema_version, _utc(moment)
+                )
+            else:
+                tail.append((type_name, body))
+        return snapshot, tail
 
     # --- snapshots ------------------------------------------------------------------------------
 

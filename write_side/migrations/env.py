@@ -6,6 +6,7 @@ from alembic import context
 
 from app.settings import Settings
 from write_side.store.database import create_sync_store_engine
+from app.auth.key_store import auth_metadata
 from write_side.store.schema import metadata
 
 config = context.config
@@ -13,7 +14,9 @@ url = config.get_main_option("sqlalchemy.url") or Settings.from_env().database_u
 
 engine = create_sync_store_engine(url)
 with engine.connect() as connection:
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+    context.configure(
+        connection=connection, target_metadata=[metadata, auth_metadata], render_as_batch=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 engine.dispose()

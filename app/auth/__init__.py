@@ -1,0 +1,13 @@
+"""API keys as bearer tokens, shared by the write API and the query API.
+
+Integration surface (each module is small and imports nothing heavy at import time):
+
+- `app.auth.middleware.BearerAuth`: the Litestar plugin (middleware, OpenAPI scheme, errors).
+- `app.auth.guards.requires`: the guard factory for route handlers and routers.
+- `app.auth.sql_resolver.SqlKeyResolver` (write API: SQL plus a 5 s cache).
+- `app.auth.redis_resolver.RedisKeyResolver` (query API: the Redis mirror, never SQL).
+- `app.auth.mirror.mirror_api_keys`: rebuilds the Redis mirror from SQL (worker sweep).
+- `app.auth.local_key.ensure_local_key`: the key `bank up` prints.
+- `app.auth.cli.apikey`: the `bank apikey` click group.
+- `app.auth.config.auth_enabled`: reads `BANK_AUTH`.
+"""

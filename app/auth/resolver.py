@@ -1,0 +1,24 @@
+"""What the auth middleware needs from a key store: token hash in, scopes (or None) out.
+
+Each API brings its own: the write API reads SQL (`SqlKeyResolver`), the query API reads the Redis
+mirror (`RedisKeyResolver`). `open`/`close` run in the app's lifespan, so no engine or client
+exists before the app starts or after it stops.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class KeyStoreUnavailable(Exception):
+    """The keys could not be checked (store down, mirror not built yet): answer 503, not 401."""
+
+
+class KeyResolver(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def __call__(self, token_hash: str) -> frozenset[str] | None:
+        """The scopes of the live key with this hash; None when no live key has it."""
+        ...

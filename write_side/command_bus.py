@@ -25,6 +25,7 @@ from write_side.domain.errors import (
     AccountExists,
     CommandTimedOut,
     IdempotencyKeyReused,
+    LedgerError,
     VersionConflict,
 )
 from write_side.handlers import HANDLERS
@@ -71,6 +72,14 @@ class CommandBus:
         except DuplicateCommand as duplicate:  # the same key won a race with us
             assert record is not None
             return self._replay(record, duplicate.record)
+        except LedgerError:
+            # A retry racing its first attempt can decide on the state that attempt left behind
+            # (balance spent, account closed, version moved on): answer with the first outcome.
+            earlier = await self._find_earlier(record)
+            if earlier is None:
+                raise
+            assert record is not None
+            return self._replay(record, earlier)
         await self._publisher.events_committed(outcome.account_id, outcome.position)
         return outcome
 
@@ -118,6 +127,11 @@ class CommandBus:
             account, new_events, expected_version, metadata, record
         )
         return CommandOutcome(account_id, result.last_version, result.last_position, balance)
+
+    async def _find_earlier(self, record: CommandRecord | None) -> CommandRecord | None:
+        if record is None:
+            return None
+        return await self._repository.find_command(record.idempotency_key)
 
     @staticmethod
     def _replay(record: CommandRecord, earlier: CommandRecord) -> CommandOutcome:

@@ -8,6 +8,7 @@ the account from the store, so replaying history can never fail a business rule.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -76,6 +77,9 @@ class BankAccount:
         owner = owner.strip()
         if not 1 <= len(owner) <= OWNER_MAX_LENGTH:
             raise InvalidCommand(f"owner must be 1 to {OWNER_MAX_LENGTH} characters")
+        if any(unicodedata.category(ch) == "Cc" for ch in owner):
+            # PostgreSQL's jsonb cannot even store U+0000; no name needs a control character.
+            raise InvalidCommand("owner must not contain control characters")
         if not CURRENCY_PATTERN.match(currency):
             raise InvalidCommand("currency must be a 3-letter upper-case code such as USD")
         return self._record(AccountOpened(owner=owner, currency=currency))

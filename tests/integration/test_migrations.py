@@ -1,0 +1,131 @@
+"""Migrations on empty databases: they create the event store, and running them again changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from tests.conftest import create_pg_database, drop_pg_database
+from write_side.store.database import create_sync_store_engine
+from write_side.store.migrate import alembic_config, upgrade_to_head
+from write_side.store.schema import metadata
+
+EVENT_STORE_TABLES = {"events", "snapshots", "commands", "alembic_version"}
+
+
+def head_revision() -> str:
+    head: str = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    return head
+
+
+@pytest.fixture
+def empty_pg_url() -> Iterator[str]:
+    name, url = create_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(name)
+
+
+@pytest.fixture
+def empty_sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'nested' / 'bank.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue(
+        f"empty_{'pg' if request.param == 'postgresql' else 'sqlite'}_url"
+    )
+    return url
+
+
+def inspect_database(url: str) -> dict[str, object]:
+    engine = create_sync_store_engine(url)
+    try:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            tables = set(inspector.get_table_names())
+            state: dict[str, object] = {
+                "tables": tables,
+                "columns": {
+                    t: [c["name"] for c in inspector.get_columns(t)] for t in sorted(tables)
+                },
+                "revision": MigrationContext.configure(conn).get_current_revision(),
+            }
+            if conn.dialect.name == "postgresql":
+                state["functions"] = set(
+                    conn.execute(
+                        sa.text("SELECT proname FROM pg_proc WHERE proname LIKE 'bank_%'")
+                    ).scalars()
+                )
+            return state
+    finally:
+        engine.dispose()
+
+
+def test_migrating_an_empty_postgresql_database_creates_the_tables_and_the_append_function(
+    empty_pg_url: str,
+) -> None:
+    assert inspect_database(empty_pg_url)["tables"] == set()
+
+    upgrade_to_head(empty_pg_url)
+
+    state = inspect_database(empty_pg_url)
+    assert state["tables"] >= EVENT_STORE_TABLES
+    assert state["functions"] == {"bank_append"}
+    assert state["revision"] == head_revision()
+
+
+def test_migrating_an_empty_sqlite_file_creates_the_tables(empty_sqlite_url: str) -> None:
+    upgrade_to_head(empty_sqlite_url)
+
+    state = inspect_database(empty_sqlite_url)
+    assert state["tables"] >= EVENT_STORE_TABLES
+    assert state["revision"] == head_revision()
+
+
+def test_running_the_migrations_twice_is_a_no_op(empty_url: str) -> None:
+    upgrade_to_head(empty_url)
+    engine = create_sync_store_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("INSERT INTO snapshots VALUES ('s', 1, '{}', 1, CURRENT_TIMESTAMP)")
+            )
+        before = inspect_database(empty_url)
+
+        upgrade_to_head(empty_url)
+
+        assert inspect_database(empty_url) == before
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM snapshots")).scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
+def in_schema_module(name: str | None, type_: str, parent_names: dict[str, str | None]) -> bool:
+    """Compare only the event store's tables; other features describe their tables elsewhere."""
+    table = name if type_ == "table" else parent_names.get("table_name")
+    return table is None or table in metadata.tables
+
+
+def test_the_migrated_schema_matches_the_schema_the_queries_are_written_against(
+    empty_url: str,
+) -> None:
+    upgrade_to_head(empty_url)
+    engine = create_sync_store_engine(empty_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"include_name": in_schema_module})
+            differences = compare_metadata(context, metadata)
+    finally:
+        engine.dispose()
+
+    assert differences == []

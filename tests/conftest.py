@@ -7,6 +7,7 @@ dropped afterwards; Redis keys all start with a unique prefix and are deleted by
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,10 +29,12 @@ def _pg_url_for(database: str) -> str:
     return f"{base}/{database}"
 
 
-def create_pg_database() -> tuple[str, str]:
+def create_pg_database(template: str | None = None) -> tuple[str, str]:
+    """A new, empty database (or a copy of `template`) with a unique name."""
     name = f"bank_test_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
     return name, _pg_url_for(name)
 
 
@@ -40,23 +43,41 @@ def drop_pg_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database, dropped after the test."""
+@pytest.fixture(scope="session")
+def migrated_pg_template() -> Iterator[str]:
+    """One migrated database per test run; each test's database is a copy of it (much faster than
+    migrating every time). The migrations themselves are tested on empty databases."""
     name, url = create_pg_database()
     try:
         upgrade_to_head(url)
-        yield url
+        yield name
     finally:
         drop_pg_database(name)
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    """A fresh, migrated SQLite file in the test's own temporary folder."""
-    url = f"sqlite:///{tmp_path / 'bank.db'}"
-    upgrade_to_head(url)
-    return url
+def pg_url(migrated_pg_template: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database, dropped after the test."""
+    name, url = create_pg_database(template=migrated_pg_template)
+    try:
+        yield url
+    finally:
+        drop_pg_database(name)
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "bank.db"
+    upgrade_to_head(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, migrated_sqlite_template: Path) -> str:
+    """A fresh, migrated SQLite file (a copy of one migrated once) in the test's own folder."""
+    path = tmp_path / "bank.db"
+    shutil.copyfile(migrated_sqlite_template, path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -48,7 +48,7 @@ _EVENT_COLUMNS = (
 )
 
 
-def _replay_statement() -> sa.CompoundSelect:
+def _replay_statement() -> sa.CompoundSelect[Any]:
     """Snapshot row (type NULL) plus every event after it, ordered by version."""
     stream_id = sa.bindparam("stream_id", type_=sa.String)
     schema_version = sa.bindparam("schema_version", type_=sa.SmallInteger)

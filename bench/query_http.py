@@ -1,0 +1,98 @@
+"""Benchmark 6: GET /accounts/{id}/balance over 1,000 projected accounts, 32 connections, wrk.
+
+Ceiling: a minimal Litestar GET route answering a constant Struct on one granian process; peer: the
+same minimal app on uvicorn with the query API's worker count, as `bank query-api` serves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bench import serving
+from bench.config import BenchConfig
+from bench.environment import BenchEnv
+from bench.fill import open_accounts
+from bench.http_load import ACCOUNTS, measure_server
+from bench.results import Figure, Outcome
+from bench.servers import free_port
+from bench.wrk import account_id
+from projectors.catch_up import run_catch_up
+from write_side.store.database import create_async_store_engine
+from write_side.store.event_store import EventStore
+
+NAME = "query_http"
+TITLE = "6. query throughput over HTTP"
+TARGET_RATIO = 0.6
+GET_APP = "bench.minimal_apps:create_get_app"
+
+
+async def _project_accounts(env: BenchEnv) -> None:
+    engine = create_async_store_engine(env.database_url, pool_size=2)
+    try:
+        await open_accounts(EventStore(engine), [account_id(n) for n in range(ACCOUNTS)])
+    finally:
+        await engine.dispose()
+    await run_catch_up(env.settings(), wait_for_locks=True)
+
+
+def run(env: BenchEnv, config: BenchConfig) -> Outcome:
+    asyncio.run(_project_accounts(env))
+    workers = config.workers
+    profiles: list[str] | None = [] if config.profile else None
+    port = free_port()
+    granian = measure_server(
+        "minimal GET app on granian", serving.granian(GET_APP, port), port, "balances", config
+    )
+    port = free_port()
+    uvicorn = measure_server(
+        f"minimal GET app on uvicorn ({workers} worker)",
+        serving.uvicorn(GET_APP, port, workers),
+        port,
+        "balances",
+        config,
+    )
+    port = free_port()
+    api = measure_server(
+        "query API (bank query-api)",
+        serving.bank("query-api", port, workers),
+        port,
+        "balances",
+        config,
+        env=env.process_env(),
+        profiles=profiles,
+    )
+    t = TITLE
+    ratio = api.rate / granian.rate
+    outcome = Outcome(
+        figures=[
+            Figure(t, "ceiling: minimal GET app, granian, 1 process", granian.rate, "req/s"),
+            Figure(t, f"peer: minimal GET app, uvicorn, {workers} worker", uvicorn.rate, "req/s"),
+            Figure(
+                t,
+                "balance reads/s (2xx)",
+                api.rate,
+                "req/s",
+                ratio,
+                "granian ceiling",
+                f"≥ {TARGET_RATIO}",
+                ratio >= TARGET_RATIO,
+            ),
+            Figure(
+                t,
+                "balance reads/s (2xx)",
+                api.rate,
+                "req/s",
+                api.rate / uvicorn.rate,
+                "uvicorn peer",
+            ),
+            Figure(
+                t, "p99 latency", api.p99_ms, "ms", api.p99_ms / granian.p99_ms, "granian ceiling"
+            ),
+        ],
+        notes=[
+            f"{TITLE}: {api.ok:,} reads answered 2xx, {api.failed:,} failed, in {api.seconds:.1f} s; "
+            f"p50 {api.p50_ms:.2f} ms (ceiling {granian.p50_ms:.2f} ms)."
+        ],
+    )
+    outcome.profiles.extend(profiles or [])
+    return outcome

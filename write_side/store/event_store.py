@@ -2,8 +2,9 @@
 
 Global order: `position` must become visible in commit order, or a subscriber that checkpoints 11
 skips 10 forever. Every append therefore takes one store-wide lock before it inserts and holds it to
-commit. On PostgreSQL the lock, the version check, the inserts, the idempotency record and the commit
-happen inside one PL/pgSQL call in autocommit mode: one round trip, no lock held across the network.
+commit. On PostgreSQL the lock, the version checks, the inserts, the idempotency records and the commit
+happen inside one PL/pgSQL call in autocommit mode: one round trip, no lock held across the network;
+concurrent appends of a process share that call and its disk flush (group_commit.py).
 On SQLite `BEGIN IMMEDIATE` takes the database's single write lock, which serialises the same way.
 """
 
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.events import NewEvent, RecordedEvent
+from write_side.store.group_commit import AppendBatcher
 from write_side.store.records import (
     AppendResult,
     CommandRecord,
@@ -28,12 +30,6 @@ from write_side.store.records import (
 from write_side.store.schema import commands, events, snapshots
 
 _json = msgspec.json.Encoder()
-
-_PG_APPEND = sa.text(
-    "SELECT outcome, last_version, last_position, stored_fingerprint, stored_result "
-    "FROM bank_append(:stream_id, :expected_version, CAST(:events AS jsonb), "
-    ":command_key, :command_fingerprint, CAST(:command_result AS jsonb))"
-)
 
 _EVENT_COLUMNS = (
     events.c.position,
@@ -100,6 +96,7 @@ class EventStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        self._batcher = AppendBatcher(engine)
         # Reads are single statements: no transaction needed (the PostgreSQL engine is already
         # in autocommit; on SQLite this skips BEGIN, see database.py).
         self._autocommit = (
@@ -137,42 +134,40 @@ class EventStore:
         expected_version: int,
         command: CommandRecord | None,
     ) -> AppendResult:
-        batch = [
-            {
-                "event_id": str(e.event_id),
-                "type": e.type,
-                "payload": e.payload,
-                "metadata": e.metadata,
-                "schema_version": e.schema_version,
-            }
-            for e in new_events
-        ]
-        params = {
+        append = {
             "stream_id": stream_id,
             "expected_version": expected_version,
-            "events": _json.encode(batch).decode(),
+            "events": [
+                {
+                    "event_id": str(e.event_id),
+                    "type": e.type,
+                    "payload": e.payload,
+                    "metadata": e.metadata,
+                    "schema_version": e.schema_version,
+                }
+                for e in new_events
+            ],
             "command_key": command.idempotency_key if command else None,
             "command_fingerprint": command.fingerprint if command else None,
-            "command_result": _json.encode(command.result).decode() if command else None,
+            "command_result": command.result if command else None,
         }
-        async with self._autocommit.connect() as conn:
-            row = (await conn.execute(_PG_APPEND, params)).one()
-        outcome, last_version, last_position, fingerprint, result = row
-        if outcome == "conflict":
-            raise ConcurrencyError(stream_id, expected_version, last_version)
-        if outcome == "duplicate":
+        answer = await self._batcher.submit(append)
+        if answer.outcome == "conflict":
+            raise ConcurrencyError(stream_id, expected_version, answer.last_version)
+        if answer.outcome == "duplicate":
             assert command is not None
             raise DuplicateCommand(
                 CommandRecord(
                     command.idempotency_key,
-                    fingerprint,
+                    answer.stored_fingerprint or "",
                     stream_id,
-                    last_version,
-                    last_position,
-                    result,
+                    answer.last_version,
+                    answer.last_position or 0,
+                    answer.stored_result or {},
                 )
             )
-        return AppendResult(last_version=last_version, last_position=last_position)
+        assert answer.last_position is not None
+        return AppendResult(last_version=answer.last_version, last_position=answer.last_position)
 
     async def _append_sqlite(
         self,

@@ -1,0 +1,89 @@
+"""Group commit: many concurrent appends of one process share one PostgreSQL transaction.
+
+Appends hold the store-wide lock until their COMMIT has been flushed to disk (that is what keeps
+positions commit-ordered), so one transaction per command would cost one flush per command, one
+after another. Instead, each process runs at most one append transaction at a time: appends that
+arrive while it is in flight queue up and go together in the next `bank_append_batch(...)` call.
+Under no load a batch is one append and costs what a single append did; under load a flush is
+shared by every command waiting for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+MAX_BATCH = 256
+
+_APPEND_BATCH = sa.text(
+    "SELECT item, outcome, last_version, last_position, stored_fingerprint, stored_result "
+    "FROM bank_append_batch(CAST(:appends AS jsonb))"
+)
+_json = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class AppendOutcome:
+    outcome: str
+    """`appended`, `conflict` (last_version is the current one) or `duplicate` (an earlier
+    command with the same idempotency key: its version, position, fingerprint and result)."""
+    last_version: int
+    last_position: int | None
+    stored_fingerprint: str | None
+    stored_result: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class _Pending:
+    append: dict[str, Any]
+    future: asyncio.Future[AppendOutcome]
+
+
+class AppendBatcher:
+    """One per EventStore (and so per event loop and process)."""
+
+    def __init__(self, engine: AsyncEngine, max_batch: int = MAX_BATCH) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._queue: list[_Pending] = []
+        self._runner: asyncio.Task[None] | None = None
+
+    async def submit(self, append: dict[str, Any]) -> AppendOutcome:
+        loop = asyncio.get_running_loop()
+        pending = _Pending(append, loop.create_future())
+        self._queue.append(pending)
+        if self._runner is None or self._runner.done():
+            self._runner = loop.create_task(self._run())
+        return await pending.future
+
+    async def _run(self) -> None:
+        while self._queue:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            try:
+                outcomes = await self._call([pending.append for pending in batch])
+            except Exception as exc:  # noqa: BLE001 - every waiting command gets the failure
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                continue
+            for pending, outcome in zip(batch, outcomes, strict=True):
+                if not pending.future.done():  # a cancelled request still had its append done
+                    pending.future.set_result(outcome)
+
+    async def _call(self, appends: list[dict[str, Any]]) -> list[AppendOutcome]:
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(_APPEND_BATCH, {"appends": _json.encode(appends).decode()})
+            ).all()
+        outcomes: list[AppendOutcome | None] = [None] * len(appends)
+        for item, outcome, version, position, fingerprint, result in rows:
+            outcomes[item] = AppendOutcome(outcome, version, position, fingerprint, result)
+        if any(outcome is None for outcome in outcomes):
+            raise RuntimeError("bank_append_batch() did not answer for every append")
+        return [outcome for outcome in outcomes if outcome is not None]

@@ -1,0 +1,125 @@
+"""The Redis layout of the read models: the contract between the projectors (writers) and the
+query API (reader). Neither side spells a key or a stored shape anywhere else.
+
+Every key starts with the configured prefix. Each projection keeps its data under a generation
+(`{prefix}:{projection}:g{n}:...`) and a pointer names the live one, so a rebuild can fill a new
+generation beside it and switch with one write. Per-account keys carry the account id as a Redis
+Cluster hash tag (`{account_id}`) so all of an account's keys share a slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+BALANCES = "balances"
+STATEMENTS = "statements"
+PROJECTION_NAMES = (BALANCES, STATEMENTS)
+
+FIRST_GENERATION = 1
+"""The generation a projection starts in when no live pointer exists yet."""
+
+# Balances are kept in a lexicographically ordered set so that "sort by balance" pages by key,
+# not by rank: a fixed-width, offset decimal orders like the number (negative ones included).
+_BALANCE_OFFSET = 10**18
+_BALANCE_WIDTH = 20
+
+
+class StatementEntry(msgspec.Struct, frozen=True):
+    """One line of a statement, stored as JSON in Redis and returned as-is by the query API."""
+
+    version: int
+    event_id: str
+    type: str
+    amount: str
+    """Signed: deposits positive, withdrawals negative ("-5.00"), open and close "0.00"."""
+    balance_after: str
+    recorded_at: str
+
+
+def balance_sort_member(balance_cents: int, account_id: str) -> str:
+    return f"{balance_cents + _BALANCE_OFFSET:0{_BALANCE_WIDTH}d}:{account_id}"
+
+
+def account_of_sort_member(member: str) -> str:
+    return member.split(":", 1)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationKeys:
+    """The keys of one generation of one projection."""
+
+    base: str
+
+    @property
+    def meta(self) -> str:
+        """Hash: `position` (the checkpoint), `advanced_at`, `events`; written in every batch."""
+        return f"{self.base}:meta"
+
+    def account(self, account_id: str) -> str:
+        """Hash: owner, currency, balance (cents), status, version, position, updated_at."""
+        return f"{self.base}:account:{{{account_id}}}"
+
+    @property
+    def by_balance(self) -> str:
+        """Sorted set, all scores 0, members `balance_sort_member(...)`: ordered by balance."""
+        return f"{self.base}:by_balance"
+
+    @property
+    def by_id(self) -> str:
+        """Sorted set, all scores 0, members account ids: ordered by id."""
+        return f"{self.base}:by_id"
+
+    @property
+    def summary(self) -> str:
+        """Hash: accounts, open_accounts, events, `balance:{currency}` (cents)."""
+        return f"{self.base}:summary"
+
+    def statement(self, account_id: str) -> str:
+        """Sorted set: score = stream version, member = the JSON statement entry."""
+        return f"{self.base}:statement:{{{account_id}}}"
+
+    def running(self, account_id: str) -> str:
+        """Hash: the statement projection's own running `balance` (cents) and `version`."""
+        return f"{self.base}:running:{{{account_id}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadModelKeys:
+    prefix: str
+
+    @property
+    def head(self) -> str:
+        """String: the highest store position anyone announced (only ever raised)."""
+        return f"{self.prefix}:store:head"
+
+    @property
+    def nudge_pending(self) -> str:
+        """Flag: a catch-up job is queued and has not started yet (SET NX, with expiry)."""
+        return f"{self.prefix}:projectors:pending"
+
+    def live(self, projection: str) -> str:
+        """String: the live generation of `projection`."""
+        return f"{self.prefix}:proj:{projection}:live"
+
+    def lock(self, projection: str) -> str:
+        """Lock: held by the one runner catching `projection` up."""
+        return f"{self.prefix}:proj:{projection}:lock"
+
+    def rebuild_lock(self, projection: str) -> str:
+        return f"{self.prefix}:proj:{projection}:rebuild"
+
+    def generation(self, projection: str, generation: int) -> GenerationKeys:
+        return GenerationKeys(f"{self.prefix}:{projection}:g{generation}")
+
+    def generations_pattern(self, projection: str) -> str:
+        """SCAN pattern matching every key of every generation of `projection`."""
+        return f"{self.prefix}:{projection}:g*"
+
+    def generation_of_key(self, key: str) -> int | None:
+        """The generation number in a key matched by `generations_pattern`, if it has one."""
+        parts = key.split(":", 3)
+        if len(parts) < 3 or not parts[2].startswith("g") or not parts[2][1:].isdigit():
+            return None
+        return int(parts[2][1:])

@@ -1,0 +1,160 @@
+"""The `balances` read model: one hash per account, the two account indexes and the summary.
+
+`fold` is pure (state before the batch + events -> state after); `BalancesProjection.stage` loads the
+state and turns the fold into Redis writes. An event whose stream version is not above the account's
+projected version has already been applied and is skipped, so replaying a batch changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.typing import EncodableT, FieldT
+
+from app.events import (
+    AccountClosed,
+    AccountOpened,
+    MoneyDeposited,
+    MoneyWithdrawn,
+    RecordedEvent,
+    UnknownEventType,
+)
+from app.money import to_cents
+from app.read_models import BALANCES, GenerationKeys, balance_sort_member
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountBalance:
+    owner: str
+    currency: str
+    balance: int
+    """Cents."""
+    status: str
+    version: int
+    position: int
+    updated_at: str
+
+    @classmethod
+    def from_hash(cls, fields: Mapping[str, str]) -> AccountBalance | None:
+        if not fields:
+            return None
+        return cls(
+            owner=fields["owner"],
+            currency=fields["currency"],
+            balance=int(fields["balance"]),
+            status=fields["status"],
+            version=int(fields["version"]),
+            position=int(fields["position"]),
+            updated_at=fields["updated_at"],
+        )
+
+    def to_hash(self) -> dict[FieldT, EncodableT]:
+        return {
+            "owner": self.owner,
+            "currency": self.currency,
+            "balance": self.balance,
+            "status": self.status,
+            "version": self.version,
+            "position": self.position,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(slots=True)
+class BalancesChange:
+    after: dict[str, AccountBalance] = field(default_factory=dict)
+    accounts: int = 0
+    open_accounts: int = 0
+    events: int = 0
+    totals: Counter[str] = field(default_factory=Counter)
+    """Change of the total balance per currency, in cents."""
+
+
+def fold(
+    before: Mapping[str, AccountBalance | None], events: Sequence[RecordedEvent]
+) -> BalancesChange:
+    change = BalancesChange()
+    for event in events:
+        current = change.after.get(event.stream_id) or before.get(event.stream_id)
+        if current is not None and event.version <= current.version:
+            continue  # already projected: a replay
+        updated = _apply(current, event, change)
+        if updated is not None:
+            change.after[event.stream_id] = updated
+            change.events += 1
+    return change
+
+
+def _apply(
+    current: AccountBalance | None, event: RecordedEvent, change: BalancesChange
+) -> AccountBalance | None:
+    try:
+        domain = event.to_domain()
+    except UnknownEventType:
+        logger.warning("balances: skipping unknown event type %r at %d", event.type, event.position)
+        return None
+    version, position, at = event.version, event.position, event.recorded_at.isoformat()
+    if isinstance(domain, AccountOpened):
+        if current is not None:
+            logger.warning(
+                "balances: account %s opened twice (position %d)", event.stream_id, event.position
+            )
+            return None
+        change.accounts += 1
+        change.open_accounts += 1
+        return AccountBalance(domain.owner, domain.currency, 0, "open", version, position, at)
+    if current is None:
+        logger.warning("balances: %s for unopened account %s skipped", event.type, event.stream_id)
+        return None
+    if isinstance(domain, MoneyDeposited | MoneyWithdrawn):
+        delta = to_cents(domain.amount) * (1 if isinstance(domain, MoneyDeposited) else -1)
+        change.totals[current.currency] += delta
+        balance = current.balance + delta
+        return replace(current, balance=balance, version=version, position=position, updated_at=at)
+    if isinstance(domain, AccountClosed):
+        change.open_accounts -= 1 if current.status == "open" else 0
+        return replace(current, status="closed", version=version, position=position, updated_at=at)
+    return None
+
+
+class BalancesProjection:
+    name = BALANCES
+
+    async def stage(
+        self, reader: Redis, tx: Pipeline, keys: GenerationKeys, events: Sequence[RecordedEvent]
+    ) -> int:
+        account_ids = list(dict.fromkeys(event.stream_id for event in events))
+        async with reader.pipeline(transaction=False) as pipe:
+            for account_id in account_ids:
+                pipe.hgetall(keys.account(account_id))
+            rows: list[dict[str, str]] = await pipe.execute()
+        before = {
+            aid: AccountBalance.from_hash(row) for aid, row in zip(account_ids, rows, strict=True)
+        }
+        change = fold(before, events)
+        for account_id, after in change.after.items():
+            previous = before[account_id]
+            tx.hset(keys.account(account_id), mapping=after.to_hash())
+            if previous is None:
+                tx.zadd(keys.by_id, {account_id: 0})
+            elif previous.balance != after.balance:
+                tx.zrem(keys.by_balance, balance_sort_member(previous.balance, account_id))
+            if previous is None or previous.balance != after.balance:
+                tx.zadd(keys.by_balance, {balance_sort_member(after.balance, account_id): 0})
+        for name, delta in (
+            ("accounts", change.accounts),
+            ("open_accounts", change.open_accounts),
+            ("events", change.events),
+        ):
+            if delta:
+                tx.hincrby(keys.summary, name, delta)
+        for currency, cents in change.totals.items():
+            tx.hincrby(keys.summary, f"balance:{currency}", cents)
+        return change.events

@@ -1,0 +1,218 @@
+"""Catching projections up with the event store, batch by batch, each batch exactly once.
+
+A batch and its checkpoint are written in one MULTI/EXEC that WATCHes the checkpoint and the live
+generation pointer: if anyone else moved either after we read them, EXEC fails and we re-read, so a
+batch is never applied twice or half. A Redis lock keeps one runner per projection (it saves work;
+the WATCH, not the lock, is what keeps the model correct if a lock expires under a slow runner).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, WatchError
+
+from app.events import RecordedEvent
+from app.read_models import FIRST_GENERATION, ReadModelKeys
+from app.settings import Settings
+from projectors.balances import BalancesProjection
+from projectors.head import RAISE_HEAD
+from projectors.projection import Projection
+from projectors.statements import StatementsProjection
+from write_side.store.database import create_async_store_engine
+from write_side.store.event_store import EventStore
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000
+LOCK_TTL_S = 10.0
+"""A runner renews its lock after every batch; a killed runner's lock frees itself this soon."""
+JOB_BUDGET_S = 120.0
+"""A catch-up job hands over to the next queued job after this long (RQ's job timeout is longer)."""
+
+PROJECTIONS: tuple[Projection, ...] = (BalancesProjection(), StatementsProjection())
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionContext:
+    redis: Redis
+    store: EventStore
+    keys: ReadModelKeys
+
+
+@asynccontextmanager
+async def open_context(settings: Settings) -> AsyncIterator[ProjectionContext]:
+    """Engine and client for one job, on the job's own event loop; closed when it ends."""
+    engine = create_async_store_engine(settings.database_url, pool_size=2)
+    redis = Redis.from_url(
+        settings.redis_url, decode_responses=True, socket_connect_timeout=2, socket_timeout=10
+    )
+    try:
+        yield ProjectionContext(redis, EventStore(engine), ReadModelKeys(settings.redis_prefix))
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+class GenerationMoved(Exception):
+    """The live pointer no longer names the generation a runner expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a runner writes: `generation`, valid only while the pointer still names `live`."""
+
+    generation: int
+    live: int
+
+
+async def live_generation(ctx: ProjectionContext, projection: str) -> int:
+    key = ctx.keys.live(projection)
+    raw = await ctx.redis.get(key)
+    if raw is None:
+        await ctx.redis.set(key, FIRST_GENERATION, nx=True)
+        raw = await ctx.redis.get(key)
+    return int(raw or FIRST_GENERATION)
+
+
+async def checkpoint_of(ctx: ProjectionContext, projection: str, generation: int) -> int:
+    raw = await ctx.redis.hget(ctx.keys.generation(projection, generation).meta, "position")
+    return int(raw or 0)
+
+
+async def apply_batch(
+    ctx: ProjectionContext,
+    projection: Projection,
+    target: Target,
+    checkpoint: int,
+    events: Sequence[RecordedEvent],
+) -> bool:
+    """Apply `events` (read after `checkpoint`) and the new checkpoint in one transaction.
+
+    False when the checkpoint moved since it was read (the caller re-reads and retries); raises
+    GenerationMoved when the live pointer changed.
+    """
+    gkeys = ctx.keys.generation(projection.name, target.generation)
+    live_key = ctx.keys.live(projection.name)
+    async with ctx.redis.pipeline(transaction=True) as tx:
+        try:
+            await tx.watch(live_key, gkeys.meta)
+            if int(await tx.get(live_key) or FIRST_GENERATION) != target.live:
+                raise GenerationMoved(projection.name)
+            if int(await tx.hget(gkeys.meta, "position") or 0) != checkpoint:
+                return False
+            tx.multi()  # type: ignore[no-untyped-call]  # redis-py leaves multi() unannotated
+            applied = await projection.stage(ctx.redis, tx, gkeys, events)
+            now = datetime.now(UTC).isoformat()
+            tx.hset(gkeys.meta, mapping={"position": events[-1].position, "advanced_at": now})
+            tx.hincrby(gkeys.meta, "events", applied)
+            await tx.execute()
+        except WatchError:
+            return False
+    return True
+
+
+async def drain(
+    ctx: ProjectionContext,
+    projection: Projection,
+    *,
+    target: Target | None = None,
+    lock: Lock | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> int:
+    """Apply batches until the store has nothing more; return how many events were passed.
+
+    Without `target` it follows the live generation (and a switch made by a rebuild); with one it
+    fills that generation and raises GenerationMoved if the live pointer changes. Renews `lock`
+    after every batch; raises LockError if the lock was lost.
+    """
+    passed = 0
+    while True:
+        if target is None:
+            live = await live_generation(ctx, projection.name)
+            into = Target(live, live)
+        else:
+            into = target
+        checkpoint = await checkpoint_of(ctx, projection.name, into.generation)
+        events = await ctx.store.read_after(checkpoint, batch_size)
+        if not events:
+            return passed
+        try:
+            if await apply_batch(ctx, projection, into, checkpoint, events):
+                passed += len(events)
+                await ctx.redis.eval(RAISE_HEAD, 1, ctx.keys.head, events[-1].position)
+        except GenerationMoved:
+            if target is not None:
+                raise
+        if lock is not None:
+            await lock.reacquire()
+
+
+async def is_behind(ctx: ProjectionContext, projection: Projection) -> bool:
+    live = await live_generation(ctx, projection.name)
+    checkpoint = await checkpoint_of(ctx, projection.name, live)
+    return bool(await ctx.store.read_after(checkpoint, 1))
+
+
+def runner_lock(ctx: ProjectionContext, projection: str, *, wait: bool) -> Lock:
+    return ctx.redis.lock(
+        ctx.keys.lock(projection),
+        timeout=LOCK_TTL_S,
+        blocking=wait,
+        blocking_timeout=3 * LOCK_TTL_S if wait else None,
+    )
+
+
+async def release(lock: Lock) -> None:
+    try:
+        await lock.release()
+    except LockError:
+        logger.warning("lock %s had expired before it was released", lock.name)
+
+
+async def catch_up_projection(ctx: ProjectionContext, projection: Projection, *, wait: bool) -> int:
+    """Catch one projection up unless another runner holds it (then that runner will).
+
+    After releasing the lock the runner looks once more: a job that found the lock taken exited
+    trusting the holder, so events committed just before the release must not be left behind.
+    """
+    passed = 0
+    while True:
+        lock = runner_lock(ctx, projection.name, wait=wait)
+        if not await lock.acquire():
+            return passed
+        try:
+            passed += await drain(ctx, projection, lock=lock)
+        except LockError:
+            logger.warning("%s: lost the runner lock mid catch-up; stopping", projection.name)
+            return passed
+        finally:
+            await release(lock)
+        if not await is_behind(ctx, projection):
+            return passed
+
+
+async def run_catch_up(
+    settings: Settings, *, wait_for_locks: bool = False, budget_s: float = JOB_BUDGET_S
+) -> dict[str, int]:
+    """Catch every projection up, again and again while new nudges arrive, within `budget_s`."""
+    started = time.monotonic()
+    passed = {projection.name: 0 for projection in PROJECTIONS}
+    async with open_context(settings) as ctx:
+        while True:
+            await ctx.redis.delete(ctx.keys.nudge_pending)
+            for projection in PROJECTIONS:
+                passed[projection.name] += await catch_up_projection(
+                    ctx, projection, wait=wait_for_locks
+                )
+            if time.monotonic() - started > budget_s or not await ctx.redis.exists(
+                ctx.keys.nudge_pending
+            ):
+                return passed

@@ -1,0 +1,34 @@
+"""What every read model module provides to the catch-up runner.
+
+A projection reads the state a batch needs through a plain connection, folds the batch in Python,
+and queues its writes on a transaction the runner opened: the runner adds the checkpoint to the
+same MULTI/EXEC, which is what makes a batch all-or-nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from app.events import RecordedEvent
+from app.read_models import GenerationKeys
+
+
+class Projection(Protocol):
+    @property
+    def name(self) -> str:
+        """The projection's name in keys and in `/projections`."""
+
+    async def stage(
+        self,
+        reader: Redis,
+        tx: Pipeline,
+        keys: GenerationKeys,
+        events: Sequence[RecordedEvent],
+    ) -> int:
+        """Read the current state of the batch's accounts through `reader`, then queue the batch's
+        writes on `tx` (already in MULTI). Returns how many events changed the read model."""
+        ...

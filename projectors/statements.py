@@ -1,0 +1,127 @@
+"""The `statements` read model: every money movement and lifecycle event of an account, in order.
+
+Entries live in a sorted set per account, scored by stream version, so pages newest-first are a
+range query. The projection keeps its own running balance per account (it does not read the
+balances projection: each read model can be rebuilt alone) to write `balance_after` on each entry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import msgspec
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from app.events import (
+    AccountClosed,
+    AccountOpened,
+    MoneyDeposited,
+    MoneyWithdrawn,
+    RecordedEvent,
+    UnknownEventType,
+)
+from app.money import format_money, from_cents, to_cents
+from app.read_models import STATEMENTS, GenerationKeys, StatementEntry
+
+logger = logging.getLogger(__name__)
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    balance: int
+    """Cents."""
+    version: int
+
+
+@dataclass(slots=True)
+class StatementsChange:
+    running: dict[str, Running] = field(default_factory=dict)
+    entries: dict[str, list[StatementEntry]] = field(default_factory=dict)
+    events: int = 0
+
+
+def fold(before: Mapping[str, Running | None], events: Sequence[RecordedEvent]) -> StatementsChange:
+    change = StatementsChange()
+    for event in events:
+        current = change.running.get(event.stream_id) or before.get(event.stream_id)
+        if current is not None and event.version <= current.version:
+            continue  # already projected: a replay
+        delta = _amount_of(current, event)
+        if delta is None:
+            continue
+        balance = (current.balance if current else 0) + delta
+        change.running[event.stream_id] = Running(balance, event.version)
+        change.entries.setdefault(event.stream_id, []).append(
+            StatementEntry(
+                version=event.version,
+                event_id=str(event.event_id),
+                type=event.type,
+                amount=format_money(from_cents(delta)),
+                balance_after=format_money(from_cents(balance)),
+                recorded_at=event.recorded_at.isoformat(),
+            )
+        )
+        change.events += 1
+    return change
+
+
+def _amount_of(current: Running | None, event: RecordedEvent) -> int | None:
+    """The signed amount in cents the event moves, or None when it makes no entry."""
+    try:
+        domain = event.to_domain()
+    except UnknownEventType:
+        logger.warning(
+            "statements: skipping unknown event type %r at %d", event.type, event.position
+        )
+        return None
+    if isinstance(domain, AccountOpened):
+        if current is None:
+            return 0
+        logger.warning(
+            "statements: account %s opened twice (position %d)", event.stream_id, event.position
+        )
+        return None
+    if current is None:
+        logger.warning(
+            "statements: %s for unopened account %s skipped", event.type, event.stream_id
+        )
+        return None
+    if isinstance(domain, MoneyDeposited):
+        return to_cents(domain.amount)
+    if isinstance(domain, MoneyWithdrawn):
+        return -to_cents(domain.amount)
+    if isinstance(domain, AccountClosed):
+        return 0
+    return None
+
+
+class StatementsProjection:
+    name = STATEMENTS
+
+    async def stage(
+        self, reader: Redis, tx: Pipeline, keys: GenerationKeys, events: Sequence[RecordedEvent]
+    ) -> int:
+        account_ids = list(dict.fromkeys(event.stream_id for event in events))
+        async with reader.pipeline(transaction=False) as pipe:
+            for account_id in account_ids:
+                pipe.hgetall(keys.running(account_id))
+            rows: list[dict[str, str]] = await pipe.execute()
+        before = {
+            aid: Running(int(row["balance"]), int(row["version"])) if row else None
+            for aid, row in zip(account_ids, rows, strict=True)
+        }
+        change = fold(before, events)
+        for account_id, running in change.running.items():
+            tx.hset(
+                keys.running(account_id),
+                mapping={"balance": running.balance, "version": running.version},
+            )
+            members = {_encode(entry): entry.version for entry in change.entries[account_id]}
+            tx.zadd(keys.statement(account_id), members)
+        return change.events

@@ -1,0 +1,93 @@
+"""The `bank worker` process: an RQ worker for catch-up jobs plus a periodic safety sweep.
+
+We run `rq.SimpleWorker` (jobs in the worker process) rather than the forking `Worker`: a catch-up
+job already opens and closes its own engine and clients on its own event loop, so a fork per job
+would buy no isolation, only its cost on every nudge; and a crash mid-job is harmless by design
+(the batch transaction and checkpoint make a replay a no-op). A worker killed outright is simply
+restarted; its runner lock expires within `LOCK_TTL_S`.
+
+The sweep is a thread that enqueues a catch-up every `sweep_interval_s` when the queue is empty, so
+projections catch up within seconds even when every nudge was lost (Redis down during commits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+
+import redis
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from app.settings import Settings
+from projectors.catch_up import run_catch_up
+from projectors.jobs import enqueue_catch_up, projection_queue
+
+logger = logging.getLogger(__name__)
+
+
+def worker_name(settings: Settings) -> str:
+    return f"{settings.redis_prefix}-worker-{socket.gethostname()}-{os.getpid()}"
+
+
+def _connect(settings: Settings) -> redis.Redis:
+    # RQ needs a client that returns bytes (no decode_responses).
+    return redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=2, health_check_interval=30
+    )
+
+
+class Sweeper(threading.Thread):
+    """Enqueues a catch-up at start and then every `sweep_interval_s` while the queue is empty."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(name="projection-sweeper", daemon=True)
+        self._settings = settings
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def run(self) -> None:
+        connection = _connect(self._settings)
+        try:
+            while True:
+                self.sweep(connection)
+                if self._stopped.wait(self._settings.sweep_interval_s):
+                    return
+        finally:
+            connection.close()
+
+    def sweep(self, connection: redis.Redis) -> None:
+        try:
+            if projection_queue(connection, self._settings).count == 0:
+                enqueue_catch_up(connection, self._settings, reason="sweep")
+        except (RedisError, OSError) as exc:
+            logger.warning("projection sweep skipped: %s", exc)
+
+
+def run_worker(settings: Settings, *, burst: bool) -> None:
+    """Work the projection queue. With `burst`, drain it, catch every projection up, then return."""
+    connection = _connect(settings)
+    connection.ping()  # fail fast, with the CLI's clear message, when Redis is unreachable
+    worker = SimpleWorker(
+        [projection_queue(connection, settings)],
+        connection=connection,
+        serializer=JSONSerializer,
+        name=worker_name(settings),
+    )
+    if burst:
+        worker.work(burst=True, logging_level="WARNING")
+        asyncio.run(run_catch_up(settings, wait_for_locks=True))
+        return
+    sweeper = Sweeper(settings)
+    sweeper.start()
+    try:
+        worker.work(logging_level="INFO")
+    finally:
+        sweeper.stop()
+        connection.close()

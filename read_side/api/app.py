@@ -1,0 +1,57 @@
+"""The query API: its own Litestar app and process, reading the read models from Redis only.
+
+The Redis client is opened in the lifespan and closed on shutdown; nothing connects at import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from redis.asyncio import Redis
+
+from app.settings import Settings
+from read_side.api.errors import EXCEPTION_HANDLERS
+from read_side.api.routes import ROUTES
+from read_side.read_models import ReadModelReader
+
+SOCKET_TIMEOUT_S = 2.0
+
+
+def _provide_reader(state: State) -> ReadModelReader:
+    reader: ReadModelReader = state.reader
+    return reader
+
+
+def create_query_app(settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def redis_client(app: Litestar) -> AsyncIterator[None]:
+        client = Redis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_connect_timeout=SOCKET_TIMEOUT_S,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            health_check_interval=30,
+        )
+        app.state.reader = ReadModelReader(client, settings.redis_prefix)
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    return Litestar(
+        route_handlers=ROUTES,
+        lifespan=[redis_client],
+        dependencies={"reader": Provide(_provide_reader, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(title="Bank ledger query API", version="0.1.0"),
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """The factory `bank query-api` serves (uvicorn factory=True)."""
+    return create_query_app(Settings.from_env())

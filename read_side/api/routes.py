@@ -1,0 +1,111 @@
+"""The query API's routes: parse the query, ask the reader, return a Struct. Nothing else."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import get
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
+from litestar.params import PathParameter, QueryParameter
+
+from app.read_models import BALANCES, STATEMENTS
+from read_side.api.errors import ErrorBody
+from read_side.freshness import wait_for_position
+from read_side.read_models import ReadModelReader, SortKey, SortOrder
+from read_side.views import AccountsPage, Balance, ProjectionStatus, Statement, Summary
+
+Reader = NamedDependency[ReadModelReader]
+AccountId = Annotated[
+    str, PathParameter(min_length=1, max_length=64, description="The account id.")
+]
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size, 1..500.")]
+MinPosition = Annotated[
+    int | None,
+    QueryParameter(
+        ge=0,
+        description="Read-your-writes: wait until the projection has applied this store position "
+        "(the `position` a command returned).",
+    ),
+]
+WaitMs = Annotated[
+    int, QueryParameter(ge=0, le=10_000, description="How long to wait for `min_position`, in ms.")
+]
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+
+
+def _errors(*statuses: int) -> dict[int, ResponseSpec]:
+    described = {
+        400: "validation_error: a query parameter is invalid.",
+        404: "account_not_found: no such account in the read model.",
+        503: "projection_behind (with Retry-After) or redis_unavailable.",
+    }
+    return {s: ResponseSpec(data_container=ErrorBody, description=described[s]) for s in statuses}
+
+
+@get("/accounts/{account_id:str}/balance", responses=_errors(400, 404, 503))
+async def get_balance(
+    reader: Reader,
+    account_id: AccountId,
+    min_position: MinPosition = None,
+    wait_ms: WaitMs = 2000,
+) -> Balance:
+    """An account's balance, as of the `position` it reports."""
+    if min_position is not None:
+        await wait_for_position(reader, BALANCES, min_position, wait_ms)
+    return await reader.balance(account_id)
+
+
+@get("/accounts/{account_id:str}/statement", responses=_errors(400, 404, 503))
+async def get_statement(
+    reader: Reader,
+    account_id: AccountId,
+    limit: Limit = 50,
+    before_version: Annotated[
+        int | None, QueryParameter(ge=1, description="Only entries older than this version.")
+    ] = None,
+    min_position: MinPosition = None,
+    wait_ms: WaitMs = 2000,
+) -> Statement:
+    """An account's statement entries, newest first."""
+    if min_position is not None:
+        await wait_for_position(reader, STATEMENTS, min_position, wait_ms)
+    return await reader.statement(account_id, limit, before_version)
+
+
+@get("/accounts", responses=_errors(400, 503))
+async def list_accounts(
+    reader: Reader,
+    sort: Annotated[SortKey, QueryParameter(description="balance or id")] = "id",
+    order: Annotated[SortOrder, QueryParameter(description="asc or desc")] = "asc",
+    limit: Limit = 50,
+    cursor: Annotated[str | None, QueryParameter(max_length=2000)] = None,
+) -> AccountsPage:
+    """Accounts sorted by balance or id, a page at a time (keyset cursor)."""
+    return await reader.accounts(sort, order, limit, cursor)
+
+
+@get("/summary", responses=_errors(503))
+async def get_summary(reader: Reader) -> Summary:
+    """Counts and balance totals per currency over all accounts."""
+    return await reader.summary()
+
+
+@get("/projections", responses=_errors(503))
+async def list_projections(reader: Reader) -> list[ProjectionStatus]:
+    """Each projection's checkpoint, the store head announced to Redis and the lag between them."""
+    return await reader.projections()
+
+
+@get("/health", responses=_errors(503))
+async def health(reader: Reader) -> Health:
+    """200 when Redis answers; a Redis error becomes 503 redis_unavailable (api/errors.py)."""
+    await reader.ping()
+    return Health("ok")
+
+
+ROUTES = [get_balance, get_statement, list_accounts, get_summary, list_projections, health]

@@ -1,0 +1,178 @@
+"""Reading the read models from Redis (never from SQL): the query API's only data access.
+
+Every read first resolves the projection's live generation. A rebuild may switch it and delete the
+old generation between the two steps; a read that finds nothing therefore checks whether the
+pointer moved and, if it did, reads again from the new generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Literal, TypeVar, cast
+
+import msgspec
+from redis.asyncio import Redis
+
+from app.money import format_money, from_cents
+from app.read_models import (
+    BALANCES,
+    FIRST_GENERATION,
+    PROJECTION_NAMES,
+    STATEMENTS,
+    ReadModelKeys,
+    StatementEntry,
+    account_of_sort_member,
+)
+from read_side.cursors import decode_cursor, encode_cursor
+from read_side.errors import AccountNotFound
+from read_side.views import AccountRow, AccountsPage, Balance, ProjectionStatus, Statement, Summary
+
+T = TypeVar("T")
+SortKey = Literal["balance", "id"]
+SortOrder = Literal["asc", "desc"]
+
+_entry = msgspec.json.Decoder(StatementEntry)
+
+
+def _money(cents: str | None) -> str:
+    return format_money(from_cents(int(cents or 0)))
+
+
+class ReadModelReader:
+    """Queries over one Redis client (decode_responses=True); safe to share within an event loop."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._keys = ReadModelKeys(prefix)
+
+    async def _hash(self, key: str) -> dict[str, str]:
+        # The client decodes responses, so redis-py's bytes-or-str result is str here.
+        return cast(dict[str, str], await self._redis.hgetall(key))
+
+    async def ping(self) -> bool:
+        return bool(await self._redis.ping())
+
+    async def live_generation(self, projection: str) -> int:
+        return int(await self._redis.get(self._keys.live(projection)) or FIRST_GENERATION)
+
+    async def checkpoint(self, projection: str) -> int:
+        generation = await self.live_generation(projection)
+        meta = self._keys.generation(projection, generation).meta
+        return int(await self._redis.hget(meta, "position") or 0)
+
+    async def _in_live(
+        self, projection: str, read: Callable[[int], Awaitable[T | None]]
+    ) -> T | None:
+        generation = await self.live_generation(projection)
+        result = await read(generation)
+        if result is None and (moved := await self.live_generation(projection)) != generation:
+            result = await read(moved)
+        return result
+
+    async def balance(self, account_id: str) -> Balance:
+        async def read(generation: int) -> Balance | None:
+            key = self._keys.generation(BALANCES, generation).account(account_id)
+            fields = await self._hash(key)
+            if not fields:
+                return None
+            return Balance(
+                account_id=account_id,
+                owner=fields["owner"],
+                currency=fields["currency"],
+                balance=_money(fields["balance"]),
+                status=fields["status"],
+                version=int(fields["version"]),
+                position=int(fields["position"]),
+            )
+
+        found = await self._in_live(BALANCES, read)
+        if found is None:
+            raise AccountNotFound(account_id)
+        return found
+
+    async def statement(self, account_id: str, limit: int, before_version: int | None) -> Statement:
+        async def read(generation: int) -> Statement | None:
+            keys = self._keys.generation(STATEMENTS, generation)
+            newest = "+inf" if before_version is None else f"({before_version}"
+            async with self._redis.pipeline(transaction=True) as tx:  # one consistent snapshot
+                tx.exists(keys.running(account_id))
+                tx.zrevrangebyscore(
+                    keys.statement(account_id), newest, "-inf", start=0, num=limit + 1
+                )
+                exists, members = await tx.execute()
+            if not exists:
+                return None
+            entries = [_entry.decode(member) for member in members[:limit]]
+            more = len(members) > limit
+            return Statement(account_id, entries, entries[-1].version if more else None)
+
+        found = await self._in_live(STATEMENTS, read)
+        if found is None:
+            raise AccountNotFound(account_id)
+        return found
+
+    async def accounts(
+        self, sort: SortKey, order: SortOrder, limit: int, cursor: str | None
+    ) -> AccountsPage:
+        after = decode_cursor(cursor, sort, order) if cursor is not None else None
+        generation = await self.live_generation(BALANCES)
+        keys = self._keys.generation(BALANCES, generation)
+        index = keys.by_balance if sort == "balance" else keys.by_id
+        if order == "asc":
+            bound = "-" if after is None else f"({after}"
+            found = await self._redis.zrangebylex(index, bound, "+", start=0, num=limit + 1)
+        else:
+            bound = "+" if after is None else f"({after}"
+            found = await self._redis.zrevrangebylex(index, bound, "-", start=0, num=limit + 1)
+        members = cast(list[str], found)
+        page = members[:limit]
+        ids = [account_of_sort_member(m) if sort == "balance" else m for m in page]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for account_id in ids:
+                pipe.hgetall(keys.account(account_id))
+            rows: list[dict[str, str]] = await pipe.execute()
+        accounts = [
+            AccountRow(aid, row["owner"], row["currency"], _money(row["balance"]), row["status"])
+            for aid, row in zip(ids, rows, strict=True)
+            if row  # gone only if a rebuild deleted this generation mid-request
+        ]
+        more = len(members) > limit
+        return AccountsPage(accounts, encode_cursor(sort, order, page[-1]) if more else None)
+
+    async def summary(self) -> Summary:
+        async def read(generation: int) -> dict[str, str] | None:
+            fields = await self._hash(self._keys.generation(BALANCES, generation).summary)
+            return fields or None
+
+        fields = await self._in_live(BALANCES, read) or {}
+        totals = {
+            name.removeprefix("balance:"): _money(value)
+            for name, value in sorted(fields.items())
+            if name.startswith("balance:")
+        }
+        return Summary(
+            accounts=int(fields.get("accounts", 0)),
+            open_accounts=int(fields.get("open_accounts", 0)),
+            balances_by_currency=totals,
+            events_projected=int(fields.get("events", 0)),
+        )
+
+    async def projections(self) -> list[ProjectionStatus]:
+        announced = int(await self._redis.get(self._keys.head) or 0)
+        statuses = []
+        for name in PROJECTION_NAMES:
+            generation = await self.live_generation(name)
+            meta = await self._hash(self._keys.generation(name, generation).meta)
+            checkpoint = int(meta.get("position", 0))
+            head = max(announced, checkpoint)
+            statuses.append(
+                ProjectionStatus(
+                    name=name,
+                    generation=generation,
+                    checkpoint=checkpoint,
+                    head=head,
+                    lag=head - checkpoint,
+                    last_advanced_at=meta.get("advanced_at"),
+                )
+            )
+        return statuses

@@ -1,0 +1,65 @@
+"""What the query API answers: msgspec Structs, every money value a string ("12.50")."""
+
+from __future__ import annotations
+
+import msgspec
+
+from app.read_models import StatementEntry
+
+
+class Balance(msgspec.Struct, frozen=True):
+    account_id: str
+    owner: str
+    currency: str
+    balance: str
+    status: str
+    """"open" or "closed"."""
+    version: int
+    """The account's stream version the balance includes."""
+    position: int
+    """The global store position of the last event the balance includes."""
+
+
+class Statement(msgspec.Struct, frozen=True):
+    account_id: str
+    entries: list[StatementEntry]
+    """Newest first."""
+    next_before_version: int | None
+    """Pass as `before_version` for the next (older) page; null on the last page."""
+
+
+class AccountRow(msgspec.Struct, frozen=True):
+    account_id: str
+    owner: str
+    currency: str
+    balance: str
+    status: str
+
+
+class AccountsPage(msgspec.Struct, frozen=True):
+    accounts: list[AccountRow]
+    next_cursor: str | None
+    """Opaque; pass as `cursor` with the same `sort` and `order` for the next page."""
+
+
+class Summary(msgspec.Struct, frozen=True):
+    accounts: int
+    """Accounts ever opened."""
+    open_accounts: int
+    balances_by_currency: dict[str, str]
+    """Sum of all balances per currency, e.g. {"USD": "12.50"}."""
+    events_projected: int
+    """Events the balances projection has applied."""
+
+
+class ProjectionStatus(msgspec.Struct, frozen=True):
+    name: str
+    generation: int
+    checkpoint: int
+    """Global position of the last event applied."""
+    head: int
+    """Highest store position announced to Redis (by commits or by the projectors)."""
+    lag: int
+    """head - checkpoint, never negative."""
+    last_advanced_at: str | None
+    """When the checkpoint last moved (ISO 8601), null before the first batch."""

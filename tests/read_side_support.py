@@ -1,0 +1,260 @@
+"""Helpers for the read side's tests: per-test settings, generated traffic, an independent replay of
+the store (the expected read models), what Redis actually holds, and real `bank` processes.
+
+The replay below is deliberately written without the projector code: it is the model the
+projections are checked against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import redis
+
+from app.events import (
+    AccountClosed,
+    AccountOpened,
+    DomainEvent,
+    MoneyDeposited,
+    MoneyWithdrawn,
+    NewEvent,
+)
+from app.read_models import BALANCES, STATEMENTS, ReadModelKeys
+from app.settings import Settings
+from write_side.store.database import create_async_store_engine
+from write_side.store.event_store import EventStore
+
+BANK = [sys.executable, "-m", "app.cli"]
+
+
+def read_side_settings(database_url: str, redis_url: str, prefix: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_prefix=prefix,
+        queue_name=f"{prefix}-projections",
+        sweep_interval_s=1,
+    )
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "REDIS_PREFIX": settings.redis_prefix,
+        "RQ_QUEUE": settings.queue_name,
+        "SWEEP_INTERVAL_S": str(settings.sweep_interval_s),
+    }
+
+
+def forget_rq_registrations(redis_url: str, prefix: str) -> None:
+    """RQ lists queues and workers in global sets; the prefix cleanup deletes keys, not members."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        for registry in ("rq:queues", "rq:workers"):
+            stale = [m for m in client.smembers(registry) if prefix in m]
+            if stale:
+                client.srem(registry, *stale)
+    finally:
+        client.close()
+
+
+# --- traffic ------------------------------------------------------------------------------------
+
+
+def account_histories(
+    accounts: int, events_per_account: int, seed: int
+) -> dict[str, list[DomainEvent]]:
+    """Valid histories: open, deposits and withdrawals that never overdraw, some accounts closed."""
+    rng = random.Random(seed)
+    histories: dict[str, list[DomainEvent]] = {}
+    for n in range(accounts):
+        currency = rng.choice(["USD", "EUR"])
+        events: list[DomainEvent] = [AccountOpened(owner=f"owner-{n}", currency=currency)]
+        balance = Decimal(0)
+        for _ in range(events_per_account - 1):
+            amount = Decimal(rng.randint(1, 50_000)) / 100
+            if balance >= amount and rng.random() < 0.4:
+                events.append(MoneyWithdrawn(amount))
+                balance -= amount
+            else:
+                events.append(MoneyDeposited(amount))
+                balance += amount
+        if n % 7 == 3:  # the domain closes only empty accounts
+            events += [MoneyWithdrawn(balance)] if balance else []
+            events.append(AccountClosed())
+        histories[f"acct-{n:05d}"] = events
+    return histories
+
+
+async def append_histories(
+    store: EventStore, histories: dict[str, list[DomainEvent]], chunk: int = 10
+) -> int:
+    """Append round-robin, `chunk` events per append, so streams interleave in global order."""
+    versions = dict.fromkeys(histories, 0)
+    last_position = 0
+    while any(versions[a] < len(h) for a, h in histories.items()):
+        for account_id, history in histories.items():
+            start = versions[account_id]
+            if start >= len(history):
+                continue
+            batch = [NewEvent.from_domain(e) for e in history[start : start + chunk]]
+            result = await store.append(account_id, batch, start)
+            versions[account_id] = result.last_version
+            last_position = result.last_position
+    return last_position
+
+
+def write_traffic(
+    database_url: str, accounts: int, events_per_account: int, seed: int = 7, chunk: int = 10
+) -> int:
+    """Append generated traffic; returns the store's head position."""
+
+    async def run() -> int:
+        engine = create_async_store_engine(database_url)
+        try:
+            histories = account_histories(accounts, events_per_account, seed)
+            return await append_histories(EventStore(engine), histories, chunk)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+# --- expected and actual read models ------------------------------------------------------------
+
+
+@dataclass
+class Models:
+    balances: dict[str, dict[str, Any]] = field(default_factory=dict)
+    statements: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def _money(value: Decimal) -> str:
+    return str(value.quantize(Decimal("0.01")))
+
+
+async def replay_store(database_url: str) -> Models:
+    """The read models computed straight from the store, independently of the projectors."""
+    engine = create_async_store_engine(database_url)
+    models, balances = Models(), dict[str, Decimal]()
+    try:
+        store, position = EventStore(engine), 0
+        while events := await store.read_after(position, 5000):
+            position = events[-1].position
+            for e in events:
+                amount = Decimal(e.payload.get("amount", "0"))
+                if e.type == "MoneyWithdrawn":
+                    amount = -amount
+                balances[e.stream_id] = balances.get(e.stream_id, Decimal(0)) + amount
+                row = models.balances.setdefault(e.stream_id, {"status": "open"})
+                row.update(e.payload if e.type == "AccountOpened" else {})
+                row["status"] = "closed" if e.type == "AccountClosed" else row["status"]
+                row.update(
+                    balance=_money(balances[e.stream_id]), version=e.version, position=e.position
+                )
+                models.statements.setdefault(e.stream_id, []).append(
+                    {"version": e.version, "event_id": str(e.event_id), "type": e.type,
+                     "amount": _money(amount), "balance_after": _money(balances[e.stream_id])}
+                )  # fmt: skip
+    finally:
+        await engine.dispose()
+    for entries in models.statements.values():
+        entries.reverse()  # newest first, as the statement is served
+    return models
+
+
+def replay(database_url: str) -> Models:
+    return asyncio.run(replay_store(database_url))
+
+
+def projected(client: redis.Redis, prefix: str) -> Models:
+    """What Redis holds in the live generations, in the replay's shape (raw keys, no query API)."""
+    keys, models = ReadModelKeys(prefix), Models()
+    balances = keys.generation(BALANCES, int(client.get(keys.live(BALANCES)) or 1))
+    statements = keys.generation(STATEMENTS, int(client.get(keys.live(STATEMENTS)) or 1))
+    for account_id in client.zrange(balances.by_id, 0, -1):
+        row = client.hgetall(balances.account(account_id))
+        models.balances[account_id] = {
+            "owner": row["owner"],
+            "currency": row["currency"],
+            "status": row["status"],
+            "balance": _money(Decimal(int(row["balance"])) / 100),
+            "version": int(row["version"]),
+            "position": int(row["position"]),
+        }
+        members = client.zrevrange(statements.statement(account_id), 0, -1)
+        entries = [msgspec.json.decode(m) for m in members]
+        for entry in entries:
+            del entry["recorded_at"]
+        models.statements[account_id] = entries
+    return models
+
+
+def checkpoints(client: redis.Redis, prefix: str) -> dict[str, int]:
+    keys = ReadModelKeys(prefix)
+    result = {}
+    for name in (BALANCES, STATEMENTS):
+        generation = int(client.get(keys.live(name)) or 1)
+        result[name] = int(client.hget(keys.generation(name, generation).meta, "position") or 0)
+    return result
+
+
+# --- processes and waiting ----------------------------------------------------------------------
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, every: float = 0.02
+) -> None:
+    """Poll `condition` until it holds; fail the test naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_bank(args: list[str], settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """Start `bank <args>` with the test's settings in its environment; output goes to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen([*BANK, *args], env=env_for(settings), stdout=out, stderr=out)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    """The async twin of `wait_until`."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.005)

@@ -79,12 +79,13 @@ def query_api(host: str, port: int, workers: int) -> None:
     "--burst", is_flag=True, help="Drain the queue, catch every projection up, then exit."
 )
 def worker(burst: bool) -> None:
-    """Run the RQ projection worker (with the scheduler for the periodic safety sweep)."""
+    """Run the RQ projection worker (and its periodic safety sweep)."""
+    from app.logs import configure_logging
+    from app.operational import explain_operational_errors
     from projectors.worker import run_worker
 
-    from app.operational import explain_operational_errors
-
     settings = _settings()
+    configure_logging()
     with explain_operational_errors("run the projection worker"):
         run_worker(settings, burst=burst)
 
@@ -97,16 +98,18 @@ def up(host: str, write_port: int, query_port: int) -> None:
     """Migrate, then run the write API, the query API and a worker until Ctrl-C."""
     from pathlib import Path
 
+    from app.auth.local_key import ensure_local_key
     from app.operational import explain_operational_errors
-    from app.stack import StackPorts, run_stack
+    from app.stack import LOCAL_KEY_FILE, StackPorts, run_stack
     from write_side.store.migrate import upgrade_to_head
 
     settings = _settings()
     with explain_operational_errors("migrate the event store"):
         upgrade_to_head(settings.database_url)
+        token = ensure_local_key(settings, LOCAL_KEY_FILE) if settings.auth_enabled else None
     click.echo(f"event store: {_redacted(settings.database_url)}")
     try:
-        code = run_stack(StackPorts(host, write_port, query_port), Path("var"))
+        code = run_stack(StackPorts(host, write_port, query_port), Path("var"), token)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     raise SystemExit(code)
@@ -146,6 +149,17 @@ def _redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def _register_groups() -> None:
+    from app.auth.cli import apikey
+    from app.projections_cli import projections
+
+    bank.add_command(apikey)
+    bank.add_command(projections)
+
+
+_register_groups()
 
 
 def main() -> None:

@@ -11,6 +11,13 @@ import sqlalchemy.exc
 
 from app.settings import SettingsError
 
+UNDEFINED_TABLE_OR_FUNCTION = {"42P01", "42883"}  # PostgreSQL SQLSTATEs
+
+
+def _schema_missing(exc: sqlalchemy.exc.DBAPIError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return sqlstate in UNDEFINED_TABLE_OR_FUNCTION or "no such table" in str(exc.orig)
+
 
 @contextmanager
 def explain_operational_errors(doing: str) -> Iterator[None]:
@@ -18,14 +25,14 @@ def explain_operational_errors(doing: str) -> Iterator[None]:
         yield
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
-    except sqlalchemy.exc.OperationalError as exc:
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError) as exc:
+        if _schema_missing(exc):
+            raise click.ClickException(
+                f"could not {doing}: the event store schema is missing; run `bank migrate` first"
+            ) from None
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
         raise click.ClickException(
             f"could not {doing}: the database is unreachable ({reason})"
-        ) from None
-    except sqlalchemy.exc.ProgrammingError:
-        raise click.ClickException(
-            f"could not {doing}: the event store schema is missing; run `bank migrate` first"
         ) from None
     except redis.exceptions.ConnectionError as exc:
         raise click.ClickException(f"could not {doing}: Redis is unreachable ({exc})") from None

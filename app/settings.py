@@ -49,10 +49,14 @@ class Settings:
     """How long a command without `expected_version` keeps retrying a version race (then 503)."""
 
     queue_name: str = "bank-projections"
-    """The RQ queue the projection nudges are sent to."""
+    """The RQ queue the projection nudges are sent to; from the environment it defaults to
+    `{REDIS_PREFIX}-projections`, so services with different prefixes never share a queue."""
 
     sweep_interval_s: int = 2
     """How often the worker runs a catch-up even when no command nudged it."""
+
+    auth_enabled: bool = True
+    """Bearer-token authentication on both APIs; only `BANK_AUTH=off` switches it off."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -62,14 +66,17 @@ class Settings:
             raise SettingsError(
                 f"REDIS_PREFIX must be non-empty without braces, colons or spaces, got {prefix!r}"
             )
+        from app.auth.config import auth_enabled  # app.auth imports this module
+
         return cls(
             database_url=os.environ.get("DATABASE_URL") or defaults.database_url,
             redis_url=os.environ.get("REDIS_URL") or defaults.redis_url,
             redis_prefix=prefix,
             snapshot_every=_int_env("SNAPSHOT_EVERY", defaults.snapshot_every),
             command_deadline_ms=_int_env("COMMAND_DEADLINE_MS", defaults.command_deadline_ms),
-            queue_name=os.environ.get("RQ_QUEUE") or defaults.queue_name,
+            queue_name=os.environ.get("RQ_QUEUE") or f"{prefix}-projections",
             sweep_interval_s=_int_env("SWEEP_INTERVAL_S", defaults.sweep_interval_s),
+            auth_enabled=auth_enabled(),
         )
 
 

@@ -21,6 +21,8 @@ import click
 from app.embedded_redis import LOCAL_REDIS_URL, EmbeddedRedis, local_redis_answers
 
 STOP_GRACE_S = 10.0
+LOCAL_KEY_FILE = Path("var") / "local-api-key"
+"""Where `bank up` keeps the token of its local API key (mode 0600)."""
 
 
 @dataclass(frozen=True)
@@ -61,27 +63,33 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
-def _print_banner(ports: StackPorts, extra_lines: list[str]) -> None:
+def _print_banner(ports: StackPorts, token: str | None) -> None:
     write = f"http://{ports.host}:{ports.write_port}"
     query = f"http://{ports.host}:{ports.query_port}"
     click.echo(f"write API  {write}   (docs {write}/schema/swagger)")
     click.echo(f"query API  {query}   (docs {query}/schema/swagger)")
-    for line in extra_lines:
-        click.echo(line)
+    if token is None:
+        click.echo("authentication is OFF (BANK_AUTH=off)")
+        auth = ""
+    else:
+        click.echo(f"local API key (scopes write, read, admin; kept in {LOCAL_KEY_FILE}):")
+        click.echo(f"  export BANK_TOKEN={token}")
+        auth = ' -H "Authorization: Bearer $BANK_TOKEN"'
+    json = " -H 'content-type: application/json'"
     click.echo("try:")
     click.echo(
-        f"  curl -s -X POST {write}/accounts -H 'content-type: application/json' "
+        f"  curl -s -X POST {write}/accounts{auth}{json} "
         """-d '{"owner": "Alice", "account_id": "alice"}'"""
     )
     click.echo(
-        f"  curl -s -X POST {write}/accounts/alice/deposit -H 'content-type: application/json' "
+        f"  curl -s -X POST {write}/accounts/alice/deposit{auth}{json} "
         """-d '{"amount": "12.50"}'"""
     )
-    click.echo(f"  curl -s {query}/accounts/alice/balance")
+    click.echo(f"  curl -s {query}/accounts/alice/balance{auth}")
     click.echo("Ctrl-C stops everything.")
 
 
-def run_stack(ports: StackPorts, data_dir: Path, banner: list[str] | None = None) -> int:
+def run_stack(ports: StackPorts, data_dir: Path, token: str | None) -> int:
     """Run until a signal or a child's death; returns the exit code for the CLI."""
     stopping = False
 
@@ -100,7 +108,7 @@ def run_stack(ports: StackPorts, data_dir: Path, banner: list[str] | None = None
         ]
         children = [subprocess.Popen(cmd, env=env) for cmd in commands]
         stack.callback(_stop, children)
-        _print_banner(ports, banner or [])
+        _print_banner(ports, token)
         while not stopping:
             dead = [child for child in children if child.poll() is not None]
             if dead:

@@ -31,13 +31,13 @@ class BenchEnv:
     def queue(self) -> str:
         return f"{self.prefix}-projections"
 
-    def settings(self, **overrides: int) -> Settings:
+    def settings(self) -> Settings:
         return Settings(
             database_url=self.database_url,
             redis_url=self.redis_url,
             redis_prefix=self.prefix,
             queue_name=self.queue,
-            **overrides,
+            auth_enabled=False,
         )
 
     def process_env(self) -> dict[str, str]:

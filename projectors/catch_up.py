@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -126,8 +126,10 @@ async def drain(
     target: Target | None = None,
     lock: Lock | None = None,
     batch_size: int = BATCH_SIZE,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> int:
     """Apply batches until the store has nothing more; return how many events were passed.
+    `on_batch(events_in_batch, position)` is told after every applied batch (progress bars).
 
     Without `target` it follows the live generation (and a switch made by a rebuild); with one it
     fills that generation and raises GenerationMoved if the live pointer changes. Renews `lock`
@@ -148,6 +150,8 @@ async def drain(
             if await apply_batch(ctx, projection, into, checkpoint, events):
                 passed += len(events)
                 await ctx.redis.eval(RAISE_HEAD, 1, ctx.keys.head, events[-1].position)
+                if on_batch is not None:
+                    on_batch(len(events), events[-1].position)
         except GenerationMoved:
             if target is not None:
                 raise

@@ -10,6 +10,7 @@ interrupted rebuild never touched the pointer; the next run first deletes every 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.exceptions import WatchError
@@ -96,7 +97,11 @@ async def _switch(ctx: ProjectionContext, projection: Projection, old: int, new:
 
 
 async def rebuild_projection(
-    ctx: ProjectionContext, projection: Projection, *, batch_size: int = BATCH_SIZE
+    ctx: ProjectionContext,
+    projection: Projection,
+    *,
+    batch_size: int = BATCH_SIZE,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> RebuildResult:
     rebuild_lock = ctx.redis.lock(ctx.keys.rebuild_lock(projection.name), timeout=LOCK_TTL_S)
     if not await rebuild_lock.acquire(blocking=False):
@@ -106,7 +111,12 @@ async def rebuild_projection(
         await delete_generations(ctx, projection.name, keep=old)  # leftovers of an interrupted run
         target = Target(generation=old + 1, live=old)
         events = await drain(
-            ctx, projection, target=target, lock=rebuild_lock, batch_size=batch_size
+            ctx,
+            projection,
+            target=target,
+            lock=rebuild_lock,
+            batch_size=batch_size,
+            on_batch=on_batch,
         )
         runner = runner_lock(ctx, projection.name, wait=True)
         if not await runner.acquire():
@@ -115,7 +125,12 @@ async def rebuild_projection(
             for _ in range(SWITCH_ATTEMPTS):
                 await rebuild_lock.reacquire()
                 events += await drain(
-                    ctx, projection, target=target, lock=runner, batch_size=batch_size
+                    ctx,
+                    projection,
+                    target=target,
+                    lock=runner,
+                    batch_size=batch_size,
+                    on_batch=on_batch,
                 )
                 if await _switch(ctx, projection, old, target.generation):
                     break

@@ -8,6 +8,8 @@ restarted; its runner lock expires within `LOCK_TTL_S`.
 
 The sweep is a thread that enqueues a catch-up every `sweep_interval_s` when the queue is empty, so
 projections catch up within seconds even when every nudge was lost (Redis down during commits).
+It also rewrites the Redis mirror of the API keys from SQL: Redis keeps nothing on disk here, and
+the query API checks tokens against that mirror only.
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ import socket
 import threading
 
 import redis
+import sqlalchemy as sa
 from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
+from app.auth.mirror import mirror_api_keys
 from app.settings import Settings
 from projectors.catch_up import run_catch_up
 from projectors.jobs import enqueue_catch_up, projection_queue
+from write_side.store.database import create_sync_store_engine
 
 logger = logging.getLogger(__name__)
 
@@ -54,20 +59,26 @@ class Sweeper(threading.Thread):
 
     def run(self) -> None:
         connection = _connect(self._settings)
+        engine = create_sync_store_engine(self._settings.database_url)
         try:
             while True:
-                self.sweep(connection)
+                self.sweep(connection, engine)
                 if self._stopped.wait(self._settings.sweep_interval_s):
                     return
         finally:
+            engine.dispose()
             connection.close()
 
-    def sweep(self, connection: redis.Redis) -> None:
+    def sweep(self, connection: redis.Redis, engine: sa.Engine) -> None:
         try:
             if projection_queue(connection, self._settings).count == 0:
                 enqueue_catch_up(connection, self._settings, reason="sweep")
         except (RedisError, OSError) as exc:
             logger.warning("projection sweep skipped: %s", exc)
+        try:
+            mirror_api_keys(self._settings, engine=engine, client=connection)
+        except (RedisError, OSError, sa.exc.SQLAlchemyError) as exc:
+            logger.warning("API key mirror not refreshed: %s", exc)
 
 
 def run_worker(settings: Settings, *, burst: bool) -> None:
@@ -87,7 +98,7 @@ def run_worker(settings: Settings, *, burst: bool) -> None:
     sweeper = Sweeper(settings)
     sweeper.start()
     try:
-        worker.work(logging_level="INFO")
+        worker.work(logging_level="WARNING")  # a line per job every sweep would drown the log
     finally:
         sweeper.stop()
         connection.close()

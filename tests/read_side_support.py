@@ -41,13 +41,17 @@ from write_side.store.event_store import EventStore
 BANK = [sys.executable, "-m", "app.cli"]
 
 
-def read_side_settings(database_url: str, redis_url: str, prefix: str) -> Settings:
+def read_side_settings(
+    database_url: str, redis_url: str, prefix: str, *, auth_enabled: bool = False
+) -> Settings:
+    """Authentication is off unless asked for: test_api_auth.py covers it on the real apps."""
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
         redis_prefix=prefix,
         queue_name=f"{prefix}-projections",
         sweep_interval_s=1,
+        auth_enabled=auth_enabled,
     )
 
 
@@ -59,6 +63,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         "REDIS_PREFIX": settings.redis_prefix,
         "RQ_QUEUE": settings.queue_name,
         "SWEEP_INTERVAL_S": str(settings.sweep_interval_s),
+        "BANK_AUTH": "on" if settings.auth_enabled else "off",
     }
 
 

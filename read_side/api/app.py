@@ -12,8 +12,12 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from redis.asyncio import Redis
 
+from app.auth.middleware import BearerAuth
+from app.auth.redis_resolver import RedisKeyResolver
+from app.logs import configure_logging
 from app.settings import Settings
 from read_side.api.errors import EXCEPTION_HANDLERS
 from read_side.api.routes import ROUTES
@@ -48,10 +52,20 @@ def create_query_app(settings: Settings) -> Litestar:
         lifespan=[redis_client],
         dependencies={"reader": Provide(_provide_reader, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=OpenAPIConfig(title="Bank ledger query API", version="0.1.0"),
+        plugins=[
+            BearerAuth(RedisKeyResolver.from_settings(settings), enabled=settings.auth_enabled)
+        ],
+        openapi_config=OpenAPIConfig(
+            title="Bank ledger: query API",
+            version="1.0.0",
+            description="Balances, statements and dashboards, served from the Redis read models.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
     )
 
 
 def create_app_from_env() -> Litestar:
     """The factory `bank query-api` serves (uvicorn factory=True)."""
+    configure_logging()
     return create_query_app(Settings.from_env())

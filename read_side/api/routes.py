@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 
+from app.auth.guards import requires
 from app.read_models import BALANCES, STATEMENTS
 from read_side.api.errors import ErrorBody
 from read_side.freshness import wait_for_position
@@ -34,12 +35,18 @@ WaitMs = Annotated[
 ]
 
 
+READ = [requires("read")]
+ADMIN = [requires("admin")]
+
+
 class Health(msgspec.Struct, frozen=True):
     status: str
 
 
 def _errors(*statuses: int) -> dict[int, ResponseSpec]:
     described = {
+        401: "unauthorized: no valid bearer token.",
+        403: "forbidden: the API key lacks the scope.",
         400: "validation_error: a query parameter is invalid.",
         404: "account_not_found: no such account in the read model.",
         503: "projection_behind (with Retry-After) or redis_unavailable.",
@@ -47,7 +54,7 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
     return {s: ResponseSpec(data_container=ErrorBody, description=described[s]) for s in statuses}
 
 
-@get("/accounts/{account_id:str}/balance", responses=_errors(400, 404, 503))
+@get("/accounts/{account_id:str}/balance", responses=_errors(401, 403, 400, 404, 503), guards=READ)
 async def get_balance(
     reader: Reader,
     account_id: AccountId,
@@ -60,7 +67,9 @@ async def get_balance(
     return await reader.balance(account_id)
 
 
-@get("/accounts/{account_id:str}/statement", responses=_errors(400, 404, 503))
+@get(
+    "/accounts/{account_id:str}/statement", responses=_errors(401, 403, 400, 404, 503), guards=READ
+)
 async def get_statement(
     reader: Reader,
     account_id: AccountId,
@@ -77,7 +86,7 @@ async def get_statement(
     return await reader.statement(account_id, limit, before_version)
 
 
-@get("/accounts", responses=_errors(400, 503))
+@get("/accounts", responses=_errors(401, 403, 400, 503), guards=READ)
 async def list_accounts(
     reader: Reader,
     sort: Annotated[SortKey, QueryParameter(description="balance or id")] = "id",
@@ -89,13 +98,13 @@ async def list_accounts(
     return await reader.accounts(sort, order, limit, cursor)
 
 
-@get("/summary", responses=_errors(503))
+@get("/summary", responses=_errors(401, 403, 503), guards=READ)
 async def get_summary(reader: Reader) -> Summary:
     """Counts and balance totals per currency over all accounts."""
     return await reader.summary()
 
 
-@get("/projections", responses=_errors(503))
+@get("/projections", responses=_errors(401, 403, 503), guards=ADMIN)
 async def list_projections(reader: Reader) -> list[ProjectionStatus]:
     """Each projection's checkpoint, the store head announced to Redis and the lag between them."""
     return await reader.projections()

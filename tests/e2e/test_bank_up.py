@@ -3,6 +3,7 @@ SIGTERM, and keeps its data for the next start."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -35,21 +36,27 @@ class Stack:
             self.query_url.rsplit(":", 1)[1],
         ]
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(args, cwd=workdir, env=env, stdout=out, stderr=out)
+            self.process = subprocess.Popen(
+                args, cwd=workdir, env=env, stdout=out, stderr=out, start_new_session=True
+            )
         wait_until(
             lambda: _healthy(self.write_url) and _healthy(self.query_url),
             timeout=60,
             what=f"both APIs of `bank up` to answer /health (log: {self.log.read_text()[-2000:]})",
         )
 
+        token = (workdir / "var" / "local-api-key").read_text().strip()
+        self.headers = {"Authorization": f"Bearer {token}"}
+
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=30)
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        """After a failure: SIGKILL the whole process group, children included."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
 def _env(**overrides: str) -> dict[str, str]:
@@ -67,11 +74,15 @@ def _children_of(pid: int) -> list[str]:
 
 def _open_and_deposit(stack: Stack, account_id: str) -> int:
     opened = httpx.post(
-        f"{stack.write_url}/accounts", json={"owner": "Up", "account_id": account_id}
+        f"{stack.write_url}/accounts",
+        json={"owner": "Up", "account_id": account_id},
+        headers=stack.headers,
     )
     assert opened.status_code == 201, opened.text
     deposit = httpx.post(
-        f"{stack.write_url}/accounts/{account_id}/deposit", json={"amount": "7.25"}
+        f"{stack.write_url}/accounts/{account_id}/deposit",
+        json={"amount": "7.25"},
+        headers=stack.headers,
     )
     assert deposit.status_code == 200, deposit.text
     return int(deposit.json()["position"])
@@ -86,6 +97,7 @@ def test_bank_up_serves_both_apis_and_stops_cleanly_on_sigterm(
         balance = httpx.get(
             f"{stack.query_url}/accounts/alice/balance",
             params={"min_position": position, "wait_ms": 10000},
+            headers=stack.headers,
             timeout=15,
         )
         assert balance.status_code == 200, balance.text
@@ -98,7 +110,7 @@ def test_bank_up_serves_both_apis_and_stops_cleanly_on_sigterm(
         for pid in children:
             assert not Path(f"/proc/{pid}").exists(), f"child {pid} outlived `bank up`"
         log = stack.log.read_text()
-        for line in ("write API", "query API", "curl"):
+        for line in ("write API", "query API", "curl", "Authorization: Bearer", "BANK_TOKEN="):
             assert line in log
     finally:
         stack.kill()
@@ -115,7 +127,9 @@ def test_bank_up_without_redis_starts_an_embedded_one_and_keeps_data_across_rest
         wait_until(
             lambda: (
                 httpx.get(
-                    f"{first.query_url}/accounts/bob/balance", params={"min_position": position}
+                    f"{first.query_url}/accounts/bob/balance",
+                    params={"min_position": position},
+                    headers=first.headers,
                 ).status_code
                 == 200
             ),
@@ -129,10 +143,12 @@ def test_bank_up_without_redis_starts_an_embedded_one_and_keeps_data_across_rest
 
     second = Stack(tmp_path, env)
     try:
-        events = httpx.get(f"{second.write_url}/accounts/bob/events")
+        assert second.headers == first.headers, "the local key is kept across restarts"
+        events = httpx.get(f"{second.write_url}/accounts/bob/events", headers=second.headers)
         assert events.status_code == 200
         assert [e["type"] for e in events.json()["events"]] == ["AccountOpened", "MoneyDeposited"]
-        balance = httpx.get(f"{second.query_url}/accounts/bob/balance")
+        assert httpx.get(f"{second.query_url}/accounts/bob/balance").status_code == 401
+        balance = httpx.get(f"{second.query_url}/accounts/bob/balance", headers=second.headers)
         assert balance.status_code == 200
         assert balance.json()["balance"] == "7.25"
         assert second.stop() == 0

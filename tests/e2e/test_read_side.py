@@ -7,55 +7,12 @@ model of the account computed here, `balance_after` on every entry included.
 from __future__ import annotations
 
 import random
-import subprocess
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from app.settings import Settings
-from tests.read_side_support import (
-    free_port,
-    start_bank,
-    stop,
-    wait_until,
-)
-
-pytest_plugins = ["tests.read_side_fixtures"]  # settings, worker_env, rdb
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-@pytest.fixture
-def services(settings: Settings, tmp_path: Path) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    write_port, query_port = free_port(), free_port()
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        for args in (
-            ["write-api", "--port", str(write_port)],
-            ["query-api", "--port", str(query_port)],
-            ["worker"],
-        ):
-            processes.append(start_bank(args, settings, tmp_path / f"{args[0]}.log"))
-        write_url, query_url = f"http://127.0.0.1:{write_port}", f"http://127.0.0.1:{query_port}"
-        for url in (write_url, query_url):
-            wait_until(lambda url=url: _answers(f"{url}/health"), 30, f"{url} to answer")
-        with (
-            httpx.Client(base_url=write_url, timeout=10) as writes,
-            httpx.Client(base_url=query_url, timeout=15) as queries,
-        ):
-            yield writes, queries
-    finally:
-        for process in processes:
-            stop(process)
+pytest_plugins = ["tests.read_side_fixtures"]  # settings, worker_env, rdb, services
 
 
 def _ok(response: httpx.Response) -> dict[str, Any]:

@@ -26,7 +26,9 @@ APPEND_LOCK_KEY = 727_001  # the store-wide append lock taken inside bank_append
 
 def _write_api(pg_url: str, redis_url: str, prefix: str, log: Path) -> tuple[str, object]:
     port = free_port()
-    settings = Settings(database_url=pg_url, redis_url=redis_url, redis_prefix=prefix)
+    settings = Settings(
+        database_url=pg_url, redis_url=redis_url, redis_prefix=prefix, auth_enabled=False
+    )
     process = start_bank(["write-api", "--port", str(port)], settings, log)
     url = f"http://127.0.0.1:{port}"
 

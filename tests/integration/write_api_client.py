@@ -18,7 +18,9 @@ from write_side.store.event_store import EventStore
 
 @asynccontextmanager
 async def write_api(database_url: str, **settings: Any) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    """A running write API (lifespan included) with no projections attached."""
+    """A running write API (lifespan included) with no projections attached; authentication is
+    off unless `auth_enabled=True` is passed (test_api_auth.py covers it)."""
+    settings.setdefault("auth_enabled", False)
     app = create_write_app(Settings(database_url=database_url, **settings), lambda _: NoPublisher())
     async with AsyncTestClient(app=app) as client:
         yield client

@@ -14,6 +14,8 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+from app.auth.middleware import BearerAuth
+from app.auth.sql_resolver import SqlKeyResolver
 from app.logs import configure_logging
 from app.settings import Settings, get_settings
 from write_side.api import routes
@@ -77,6 +79,7 @@ def create_write_app(
             health,
         ],
         lifespan=[lifespan],
+        plugins=[BearerAuth(SqlKeyResolver.from_settings(settings), enabled=settings.auth_enabled)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(

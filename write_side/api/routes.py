@@ -7,8 +7,9 @@ from typing import Annotated
 
 from litestar import get, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 
+from app.auth.guards import requires
 from app.money import format_money
 from write_side.api.schemas import (
     AmountRequest,
@@ -29,12 +30,13 @@ IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(
-        header="Idempotency-Key",
+    HeaderParameter(
+        name="Idempotency-Key",
         required=False,
         description="Retries with the same key and body return the first response and append nothing.",
     ),
 ]
+AccountIdPath = Annotated[str, PathParameter(description="The account id.")]
 
 
 def _account_id(raw: str) -> str:
@@ -60,36 +62,47 @@ def _bus(state: State) -> CommandBus:
     return bus
 
 
-@post("/accounts", status_code=201, summary="Open an account")
+WRITE = [requires("write")]
+
+
+@post("/accounts", status_code=201, summary="Open an account", guards=WRITE)
 async def open_account(
-    data: OpenAccountRequest, state: State, idempotency_key: IdempotencyKey = None
+    data: JSONBody[OpenAccountRequest], state: State, idempotency_key: IdempotencyKey = None
 ) -> OpenedResponse:
     command = OpenAccount(data.owner, data.currency, data.account_id, data.expected_version)
     outcome = await _bus(state).execute(command, _key(idempotency_key))
     return OpenedResponse(outcome.account_id, outcome.version, outcome.position)
 
 
-@post("/accounts/{account_id:str}/deposit", status_code=200, summary="Deposit money")
+@post("/accounts/{account_id:str}/deposit", status_code=200, summary="Deposit money", guards=WRITE)
 async def deposit(
-    account_id: str, data: AmountRequest, state: State, idempotency_key: IdempotencyKey = None
+    account_id: AccountIdPath,
+    data: JSONBody[AmountRequest],
+    state: State,
+    idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
     command = Deposit(_account_id(account_id), data.amount, data.expected_version)
     return _answer(await _bus(state).execute(command, _key(idempotency_key)))
 
 
-@post("/accounts/{account_id:str}/withdraw", status_code=200, summary="Withdraw money")
+@post(
+    "/accounts/{account_id:str}/withdraw", status_code=200, summary="Withdraw money", guards=WRITE
+)
 async def withdraw(
-    account_id: str, data: AmountRequest, state: State, idempotency_key: IdempotencyKey = None
+    account_id: AccountIdPath,
+    data: JSONBody[AmountRequest],
+    state: State,
+    idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
     command = Withdraw(_account_id(account_id), data.amount, data.expected_version)
     return _answer(await _bus(state).execute(command, _key(idempotency_key)))
 
 
-@post("/accounts/{account_id:str}/close", status_code=200, summary="Close an account")
+@post("/accounts/{account_id:str}/close", status_code=200, summary="Close an account", guards=WRITE)
 async def close_account(
-    account_id: str,
+    account_id: AccountIdPath,
     state: State,
-    data: CloseAccountRequest | None = None,
+    data: JSONBody[CloseAccountRequest | None] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
     expected = data.expected_version if data is not None else None
@@ -97,12 +110,16 @@ async def close_account(
     return _answer(await _bus(state).execute(command, _key(idempotency_key)))
 
 
-@get("/accounts/{account_id:str}/events", summary="The account's events (audit trail)")
+@get(
+    "/accounts/{account_id:str}/events",
+    summary="The account's events (audit trail)",
+    guards=[requires("read")],
+)
 async def account_events(
-    account_id: str,
+    account_id: AccountIdPath,
     state: State,
-    after_version: Annotated[int, Parameter(ge=0, le=2**31 - 1)] = 0,
-    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    after_version: Annotated[int, QueryParameter(ge=0, le=2**31 - 1)] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> EventsResponse:
     store: EventStore = state.store
     recorded = await store.read_stream(_account_id(account_id), after_version, limit)

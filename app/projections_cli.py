@@ -1,0 +1,136 @@
+"""`bank projections ...`: where the projections stand, and rebuilding them from scratch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import click
+
+from app.operational import explain_operational_errors
+from app.progress import Progress
+from app.settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def projections() -> None:
+    """Inspect and rebuild the Redis read models."""
+
+
+async def _status(settings: Settings) -> list[tuple[str, int, int, int, int, str]]:
+    from projectors.catch_up import PROJECTIONS, open_context
+
+    rows = []
+    async with open_context(settings) as ctx:
+        head = await ctx.store.head_position()
+        for projection in PROJECTIONS:
+            live = int(await ctx.redis.get(ctx.keys.live(projection.name)) or 1)
+            meta = await ctx.redis.hgetall(ctx.keys.generation(projection.name, live).meta)
+            checkpoint = int(meta.get("position", 0))
+            advanced = str(meta.get("advanced_at", "never"))
+            rows.append((projection.name, live, checkpoint, head, head - checkpoint, advanced))
+    return rows
+
+
+@projections.command()
+def status() -> None:
+    """A table: each projection, its generation, checkpoint, the store's head, lag, last advance."""
+    settings = _settings()
+    with explain_operational_errors("read the projection status"):
+        rows = asyncio.run(_status(settings))
+    header = ("projection", "generation", "checkpoint", "head", "lag", "last advanced")
+    table = [header, *((n, str(g), str(c), str(h), str(lag), a) for n, g, c, h, lag, a in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def _chosen(names: Sequence[str], rebuild_all: bool) -> list[str]:
+    from projectors.catch_up import PROJECTIONS
+
+    known = [p.name for p in PROJECTIONS]
+    if rebuild_all:
+        return known
+    if not names:
+        raise click.UsageError(f"name a projection ({', '.join(known)}) or pass --all")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise click.BadParameter(f"unknown {unknown}; known: {', '.join(known)}", param_hint="NAME")
+    return list(dict.fromkeys(names))
+
+
+async def _rebuild(settings: Settings, names: list[str], dry_run: bool, batch_size: int) -> int:
+    from projectors.catch_up import open_context
+    from projectors.consistency import check_projection
+    from projectors.rebuild import projection_named, rebuild_projection
+
+    differing = 0
+    async with open_context(settings) as ctx:
+        for name in names:
+            head = await ctx.store.head_position()
+            progress = Progress(f"{name} {'replay' if dry_run else 'rebuild'}", 0, head)
+            if dry_run:
+                comparison = await check_projection(ctx, projection_named(name), progress.advance)
+                progress.finish()
+                if comparison.consistent:
+                    click.echo(
+                        f"{name}: consistent with a replay of the store "
+                        f"({comparison.keys_compared:,} keys at position {comparison.position:,})"
+                    )
+                else:
+                    differing += 1
+                    click.echo(
+                        f"{name}: {len(comparison.differences)} difference(s) from a replay:"
+                    )
+                    for line in comparison.differences:
+                        click.echo(f"  {line}")
+                continue
+            result = await rebuild_projection(
+                ctx, projection_named(name), batch_size=batch_size, on_batch=progress.advance
+            )
+            progress.finish()
+            click.echo(
+                f"{name}: rebuilt from {result.events:,} events; generation "
+                f"{result.old_generation} -> {result.new_generation} is live, "
+                f"{result.deleted_keys:,} old keys deleted"
+            )
+    return differing
+
+
+@projections.command()
+@click.argument("names", nargs=-1, metavar="[NAME ...]")
+@click.option("--all", "rebuild_all", is_flag=True, help="Every projection.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Replay into a scratch generation and compare with the live read models; "
+    "exit 1 when they differ. Changes nothing live.",
+)
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+def rebuild(names: tuple[str, ...], rebuild_all: bool, dry_run: bool, batch_size: int) -> None:
+    """Rebuild projections from position 0 beside the live ones, then switch atomically.
+
+    Readers keep being served by the old generation until the switch; an interrupted rebuild leaves
+    the live read models untouched and the next run starts cleanly.
+    """
+    from projectors.rebuild import RebuildError
+
+    settings = _settings()
+    chosen = _chosen(names, rebuild_all)
+    try:
+        with explain_operational_errors("rebuild the projections"):
+            differing = asyncio.run(_rebuild(settings, chosen, dry_run, batch_size))
+    except RebuildError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted: the live read models are untouched", err=True)
+        raise SystemExit(130) from None
+    if differing:
+        raise SystemExit(1)

@@ -13,7 +13,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from app.auth.middleware import BearerAuth
 from app.auth.redis_resolver import RedisKeyResolver
@@ -24,6 +24,7 @@ from read_side.api.routes import ROUTES
 from read_side.read_models import ReadModelReader
 
 SOCKET_TIMEOUT_S = 2.0
+MAX_REDIS_CONNECTIONS = 64
 
 
 def _provide_reader(state: State) -> ReadModelReader:
@@ -34,18 +35,24 @@ def _provide_reader(state: State) -> ReadModelReader:
 def create_query_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def redis_client(app: Litestar) -> AsyncIterator[None]:
-        client = Redis.from_url(
+        # A blocking pool: a burst of requests waits for a free connection instead of failing
+        # with "too many connections" (which would be a 503 for no reason).
+        pool = BlockingConnectionPool.from_url(
             settings.redis_url,
+            max_connections=MAX_REDIS_CONNECTIONS,
+            timeout=SOCKET_TIMEOUT_S,
             decode_responses=True,
             socket_connect_timeout=SOCKET_TIMEOUT_S,
             socket_timeout=SOCKET_TIMEOUT_S,
             health_check_interval=30,
         )
+        client = Redis(connection_pool=pool)
         app.state.reader = ReadModelReader(client, settings.redis_prefix)
         try:
             yield
         finally:
             await client.aclose()
+            await pool.aclose()
 
     return Litestar(
         route_handlers=ROUTES,

@@ -14,13 +14,17 @@ import hashlib
 import random
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 import msgspec
 
+from app.events import DomainEvent
 from app.money import ZERO
 from write_side.commands import Command, OpenAccount
+from write_side.domain.account import BankAccount
 from write_side.domain.errors import (
     AccountExists,
     CommandTimedOut,
@@ -30,8 +34,13 @@ from write_side.domain.errors import (
 )
 from write_side.handlers import HANDLERS
 from write_side.publisher import EventPublisher
-from write_side.repository import AccountRepository
-from write_side.store.records import CommandRecord, ConcurrencyError, DuplicateCommand
+from write_side.repository import LoadedAccount
+from write_side.store.records import (
+    AppendResult,
+    CommandRecord,
+    ConcurrencyError,
+    DuplicateCommand,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +59,25 @@ def fingerprint(command: Command) -> str:
     return hashlib.sha256(msgspec.json.encode(body, order="sorted")).hexdigest()
 
 
+class Accounts(Protocol):
+    """Where the bus loads and saves accounts: AccountRepository or CachedAccounts."""
+
+    async def load(self, account_id: str, *, fresh: bool = ...) -> LoadedAccount: ...
+
+    async def save(
+        self,
+        account: BankAccount,
+        new_events: Sequence[DomainEvent],
+        expected_version: int,
+        metadata: dict[str, str],
+        command: CommandRecord | None = None,
+    ) -> AppendResult: ...
+
+    async def find_command(self, idempotency_key: str) -> CommandRecord | None: ...
+
+
 class CommandBus:
-    def __init__(
-        self, repository: AccountRepository, publisher: EventPublisher, deadline_s: float
-    ) -> None:
+    def __init__(self, repository: Accounts, publisher: EventPublisher, deadline_s: float) -> None:
         self._repository = repository
         self._publisher = publisher
         self._deadline_s = deadline_s
@@ -90,7 +114,8 @@ class CommandBus:
         attempt = 0
         while True:
             try:
-                return await self._execute_once(command, record)
+                # Only the first attempt may use a cached account: a conflict means it was stale.
+                return await self._execute_once(command, record, fresh=attempt > 0)
             except ConcurrencyError as conflict:
                 if isinstance(command, OpenAccount):
                     raise AccountExists(f"account {command.account_id!r} already exists") from None
@@ -104,11 +129,26 @@ class CommandBus:
             # Jittered backoff so that racing writers stop colliding in lockstep.
             await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
 
-    async def _execute_once(self, command: Command, record: CommandRecord | None) -> CommandOutcome:
+    async def _execute_once(
+        self, command: Command, record: CommandRecord | None, *, fresh: bool
+    ) -> CommandOutcome:
         account_id = command.account_id
         assert account_id is not None
-        loaded = await self._repository.load(account_id)
+        loaded = await self._repository.load(account_id, fresh=fresh)
+        try:
+            return await self._decide_and_save(command, record, loaded)
+        except LedgerError:
+            if not loaded.from_cache:
+                raise
+            # Refused on cached state, which may be stale: only a fresh load may refuse.
+            fresh_load = await self._repository.load(account_id, fresh=True)
+            return await self._decide_and_save(command, record, fresh_load)
+
+    async def _decide_and_save(
+        self, command: Command, record: CommandRecord | None, loaded: LoadedAccount
+    ) -> CommandOutcome:
         account = loaded.account
+        account_id = account.account_id
         expected_version = account.version
         if command.expected_version is not None and command.expected_version != expected_version:
             if isinstance(command, OpenAccount) and expected_version > 0:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from app.settings import Settings
+from write_side.account_cache import CachedAccounts
 from write_side.command_bus import CommandBus
 from write_side.commands import Deposit, OpenAccount, Withdraw
 from write_side.domain.errors import InsufficientFunds
@@ -78,7 +79,7 @@ async def run_demo(
     account_ids = [f"demo-{run_id}-{n:07d}" for n in range(accounts)]
     engine = create_async_store_engine(settings.database_url, pool_size=concurrency)
     bus = CommandBus(
-        AccountRepository(EventStore(engine), settings.snapshot_every),
+        CachedAccounts(AccountRepository(EventStore(engine), settings.snapshot_every)),
         publisher or NoPublisher(),
         settings.command_deadline_ms / 1000,
     )

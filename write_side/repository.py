@@ -26,6 +26,8 @@ class LoadedAccount:
     account: BankAccount
     events_replayed: int
     """How many events were applied on top of the snapshot (at most SNAPSHOT_EVERY - 1 + races)."""
+    from_cache: bool = False
+    """Loaded from memory (account_cache.py): may be stale, so refusals must be confirmed."""
 
 
 class AccountRepository:
@@ -33,7 +35,8 @@ class AccountRepository:
         self._store = store
         self._snapshot_every = snapshot_every
 
-    async def load(self, account_id: str) -> LoadedAccount:
+    async def load(self, account_id: str, *, fresh: bool = True) -> LoadedAccount:
+        """Always from the store (`fresh` is for the caching repository's interface)."""
         snapshot, tail = await self._store.load_for_replay(account_id, SNAPSHOT_SCHEMA_VERSION)
         if snapshot is not None:
             account = BankAccount.from_snapshot(account_id, snapshot.version, snapshot.state)

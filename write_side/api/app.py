@@ -18,6 +18,7 @@ from app.auth.middleware import BearerAuth
 from app.auth.sql_resolver import SqlKeyResolver
 from app.logs import configure_logging
 from app.settings import Settings, get_settings
+from write_side.account_cache import CachedAccounts
 from write_side.api import routes
 from write_side.api.errors import EXCEPTION_HANDLERS
 from write_side.api.schemas import HealthResponse
@@ -60,7 +61,7 @@ def create_write_app(
         engine = create_async_store_engine(settings.database_url)
         publisher = publisher_factory(settings)
         store = EventStore(engine)
-        repository = AccountRepository(store, settings.snapshot_every)
+        repository = CachedAccounts(AccountRepository(store, settings.snapshot_every))
         app.state.store = store
         app.state.bus = CommandBus(repository, publisher, settings.command_deadline_ms / 1000)
         try:

@@ -22,16 +22,29 @@ AccountId = Annotated[
     str, PathParameter(min_length=1, max_length=64, description="The account id.")
 ]
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size, 1..500.")]
+# Litestar leaves a `ge=0` out of the OpenAPI document; schema_extra puts the minimum back.
+NOT_NEGATIVE = {"minimum": 0}
+BIGINT_MAX = 2**63 - 1
+"""Store positions and versions are 64-bit; a larger number is a 400, not a question to Redis."""
+
 MinPosition = Annotated[
     int | None,
     QueryParameter(
         ge=0,
+        le=BIGINT_MAX,
+        schema_extra=NOT_NEGATIVE,
         description="Read-your-writes: wait until the projection has applied this store position "
         "(the `position` a command returned).",
     ),
 ]
 WaitMs = Annotated[
-    int, QueryParameter(ge=0, le=10_000, description="How long to wait for `min_position`, in ms.")
+    int,
+    QueryParameter(
+        ge=0,
+        le=10_000,
+        schema_extra=NOT_NEGATIVE,
+        description="How long to wait for `min_position`, in ms.",
+    ),
 ]
 
 
@@ -51,7 +64,10 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
         404: "account_not_found: no such account in the read model.",
         503: "projection_behind (with Retry-After) or redis_unavailable.",
     }
-    return {s: ResponseSpec(data_container=ErrorBody, description=described[s]) for s in statuses}
+    return {
+        s: ResponseSpec(data_container=ErrorBody, description=described[s], generate_examples=False)
+        for s in statuses
+    }
 
 
 @get("/accounts/{account_id:str}/balance", responses=_errors(401, 403, 400, 404, 503), guards=READ)
@@ -75,7 +91,8 @@ async def get_statement(
     account_id: AccountId,
     limit: Limit = 50,
     before_version: Annotated[
-        int | None, QueryParameter(ge=1, description="Only entries older than this version.")
+        int | None,
+        QueryParameter(ge=1, le=BIGINT_MAX, description="Only entries older than this version."),
     ] = None,
     min_position: MinPosition = None,
     wait_ms: WaitMs = 2000,

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from app.auth.middleware import BearerAuth
@@ -42,7 +42,15 @@ def redis_publisher(settings: Settings) -> EventPublisher:
     return RedisNudgePublisher(settings)
 
 
-@get("/health", summary="200 when the event store answers, 503 otherwise")
+@get(
+    "/health",
+    summary="200 when the event store answers, 503 otherwise",
+    responses={
+        503: ResponseSpec(
+            HealthResponse, description="The store does not answer.", generate_examples=False
+        )
+    },
+)
 async def health(state: State) -> Response[HealthResponse]:
     store: EventStore = state.store
     try:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Annotated
 
 from litestar import get, post
 from litestar.datastructures import State
-from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
+from litestar.openapi import ResponseSpec
+from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
 from app.auth.guards import requires
 from app.money import format_money
+from write_side.api.json_body import StrictJSON
 from write_side.api.schemas import (
     AmountRequest,
     CloseAccountRequest,
     CommandResponse,
+    ConflictResponse,
+    ErrorResponse,
     EventResponse,
     EventsResponse,
     OpenAccountRequest,
@@ -64,20 +69,59 @@ def _bus(state: State) -> CommandBus:
 
 WRITE = [requires("write")]
 
+ERRORS = {
+    400: "validation_error: the body, a header or a query parameter is malformed or mistyped.",
+    401: "unauthorized: no valid bearer token.",
+    403: "forbidden: the API key lacks the scope.",
+    404: "account_not_found, or not_found for an unknown route.",
+    409: "account_exists, insufficient_funds, account_closed, balance_not_zero or "
+    "version_conflict (with current_version).",
+    413: "request_too_large: the body is over 16 KiB.",
+    415: "unsupported_media_type: the body is not sent as application/json.",
+    422: "validation_error (a rule refused the data, e.g. the amount) or idempotency_key_reused.",
+    503: "store_unavailable, command_timed_out or auth_unavailable, with Retry-After.",
+}
 
-@post("/accounts", status_code=201, summary="Open an account", guards=WRITE)
+
+def _errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """The error answers a route can give, each `{"error": <code>, "detail": <sentence>}`."""
+    return {
+        status: ResponseSpec(
+            data_container=ConflictResponse if status == 409 else ErrorResponse,
+            description=ERRORS[status],
+            generate_examples=False,
+        )
+        for status in statuses
+    }
+
+
+COMMAND_ERRORS = _errors(400, 401, 403, 404, 409, 413, 415, 422, 503)
+
+
+command = partial(post, return_dto=None, guards=WRITE, responses=COMMAND_ERRORS)
+"""`@post` for a command: the write scope, its error answers; the route adds `dto=StrictJSON[Body]`."""
+
+
+@command(
+    "/accounts", status_code=201, summary="Open an account", dto=StrictJSON[OpenAccountRequest]
+)
 async def open_account(
-    data: JSONBody[OpenAccountRequest], state: State, idempotency_key: IdempotencyKey = None
+    data: OpenAccountRequest, state: State, idempotency_key: IdempotencyKey = None
 ) -> OpenedResponse:
     command = OpenAccount(data.owner, data.currency, data.account_id, data.expected_version)
     outcome = await _bus(state).execute(command, _key(idempotency_key))
     return OpenedResponse(outcome.account_id, outcome.version, outcome.position)
 
 
-@post("/accounts/{account_id:str}/deposit", status_code=200, summary="Deposit money", guards=WRITE)
+@command(
+    "/accounts/{account_id:str}/deposit",
+    status_code=200,
+    summary="Deposit money",
+    dto=StrictJSON[AmountRequest],
+)
 async def deposit(
     account_id: AccountIdPath,
-    data: JSONBody[AmountRequest],
+    data: AmountRequest,
     state: State,
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
@@ -85,12 +129,15 @@ async def deposit(
     return _answer(await _bus(state).execute(command, _key(idempotency_key)))
 
 
-@post(
-    "/accounts/{account_id:str}/withdraw", status_code=200, summary="Withdraw money", guards=WRITE
+@command(
+    "/accounts/{account_id:str}/withdraw",
+    status_code=200,
+    summary="Withdraw money",
+    dto=StrictJSON[AmountRequest],
 )
 async def withdraw(
     account_id: AccountIdPath,
-    data: JSONBody[AmountRequest],
+    data: AmountRequest,
     state: State,
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
@@ -98,11 +145,16 @@ async def withdraw(
     return _answer(await _bus(state).execute(command, _key(idempotency_key)))
 
 
-@post("/accounts/{account_id:str}/close", status_code=200, summary="Close an account", guards=WRITE)
+@command(
+    "/accounts/{account_id:str}/close",
+    status_code=200,
+    summary="Close an account",
+    dto=StrictJSON[CloseAccountRequest],
+)
 async def close_account(
     account_id: AccountIdPath,
     state: State,
-    data: JSONBody[CloseAccountRequest | None] = None,
+    data: CloseAccountRequest | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
     expected = data.expected_version if data is not None else None
@@ -114,11 +166,14 @@ async def close_account(
     "/accounts/{account_id:str}/events",
     summary="The account's events (audit trail)",
     guards=[requires("read")],
+    responses=_errors(400, 401, 403, 404, 503),
 )
 async def account_events(
     account_id: AccountIdPath,
     state: State,
-    after_version: Annotated[int, QueryParameter(ge=0, le=2**31 - 1)] = 0,
+    after_version: Annotated[
+        int, QueryParameter(ge=0, le=2**31 - 1, schema_extra={"minimum": 0})  # Litestar drops ge=0
+    ] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> EventsResponse:
     store: EventStore = state.store

@@ -22,6 +22,8 @@ ExpectedVersion = Annotated[
         ge=0,
         le=2**31 - 1,
         description="The account's version as the client last saw it, before this command.",
+        # Litestar drops a falsy `ge` from the OpenAPI schema; "extra" is copied onto it verbatim.
+        extra_json_schema={"extra": {"minimum": 0}},
     ),
 ]
 Amount = Annotated[
@@ -29,6 +31,14 @@ Amount = Annotated[
     msgspec.Meta(
         description="Positive, at most two decimals and 1000000000.00; a JSON string or number.",
         examples=["12.50"],
+        extra_json_schema={
+            "extra": {
+                "type": ["string", "number"],
+                "pattern": r"^[0-9]{1,10}(\.[0-9]{1,2})?$",  # what a string looks like
+                "exclusiveMinimum": 0,  # and the range of a number
+                "maximum": 1_000_000_000,
+            }
+        },
     ),
 ]
 
@@ -83,4 +93,13 @@ class HealthResponse(msgspec.Struct):
 
 class ErrorResponse(msgspec.Struct):
     error: str
+    """A stable code: validation_error, account_not_found, store_unavailable, ..."""
     detail: str
+    """A sentence for people."""
+
+
+class ConflictResponse(msgspec.Struct):
+    error: str
+    detail: str
+    current_version: int | None = None
+    """With version_conflict: the account's version now."""

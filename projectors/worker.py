@@ -4,7 +4,8 @@ We run `rq.SimpleWorker` (jobs in the worker process) rather than the forking `W
 job already opens and closes its own engine and clients on its own event loop, so a fork per job
 would buy no isolation, only its cost on every nudge; and a crash mid-job is harmless by design
 (the batch transaction and checkpoint make a replay a no-op). A worker killed outright is simply
-restarted; its runner lock expires within `LOCK_TTL_S`.
+restarted; its runner lock expires within `LOCK_TTL_S`. RQ's own loop ends when Redis goes away
+mid-job; `bank worker` then waits for Redis and starts a new loop, so only a signal stops it.
 
 The sweep is a thread that enqueues a catch-up every `sweep_interval_s` when the queue is empty, so
 projections catch up within seconds even when every nudge was lost (Redis down during commits).
@@ -15,10 +16,13 @@ the query API checks tokens against that mirror only.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
+import signal
 import socket
 import threading
+from types import FrameType
 
 import redis
 import sqlalchemy as sa
@@ -33,6 +37,9 @@ from projectors.jobs import enqueue_catch_up, projection_queue
 from write_side.store.database import create_sync_store_engine
 
 logger = logging.getLogger(__name__)
+
+REDIS_RETRY_S = 0.5
+MAX_REDIS_RETRY_S = 5.0
 
 
 def worker_name(settings: Settings) -> str:
@@ -81,24 +88,73 @@ class Sweeper(threading.Thread):
             logger.warning("API key mirror not refreshed: %s", exc)
 
 
+class ProjectionWorker(SimpleWorker):
+    """Remembers whether a signal asked it to stop: RQ's loop also just returns (or raises) when
+    Redis goes away mid-job, and that must not end the process."""
+
+    stop_signalled = False
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_signalled = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # rq is untyped
+
+
+def _wait_for_redis(connection: redis.Redis) -> bool:
+    """Poll Redis until it answers (True) or SIGTERM/SIGINT arrives meanwhile (False)."""
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    delay = REDIS_RETRY_S
+    while not stopping.wait(delay):
+        try:
+            connection.ping()
+            return True
+        except (RedisError, OSError):
+            delay = min(2 * delay, MAX_REDIS_RETRY_S)
+    return False
+
+
+def _work_until_stopped(settings: Settings, connection: redis.Redis) -> None:
+    """Run RQ workers one after another until a signal stops one; Redis going away does not.
+
+    Each incarnation has its own name: a dead one may still be registered in Redis.
+    """
+    for incarnation in itertools.count(1):
+        worker = ProjectionWorker(
+            [projection_queue(connection, settings)],
+            connection=connection,
+            serializer=JSONSerializer,
+            name=f"{worker_name(settings)}-{incarnation}",
+        )
+        try:
+            worker.work(logging_level="WARNING")  # a line per job every sweep would drown the log
+        except (RedisError, OSError) as exc:
+            logger.warning("the projection worker lost Redis: %s", exc)
+        if worker.stop_signalled:
+            return
+        logger.warning("the projection worker stopped unasked; it resumes when Redis answers")
+        if not _wait_for_redis(connection):
+            return
+
+
 def run_worker(settings: Settings, *, burst: bool) -> None:
     """Work the projection queue. With `burst`, drain it, catch every projection up, then return."""
     connection = _connect(settings)
     connection.ping()  # fail fast, with the CLI's clear message, when Redis is unreachable
-    worker = SimpleWorker(
-        [projection_queue(connection, settings)],
-        connection=connection,
-        serializer=JSONSerializer,
-        name=worker_name(settings),
-    )
     if burst:
+        worker = SimpleWorker(
+            [projection_queue(connection, settings)],
+            connection=connection,
+            serializer=JSONSerializer,
+            name=worker_name(settings),
+        )
         worker.work(burst=True, logging_level="WARNING")
         asyncio.run(run_catch_up(settings, wait_for_locks=True))
         return
     sweeper = Sweeper(settings)
     sweeper.start()
     try:
-        worker.work(logging_level="WARNING")  # a line per job every sweep would drown the log
+        _work_until_stopped(settings, connection)
     finally:
         sweeper.stop()
         connection.close()

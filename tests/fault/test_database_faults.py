@@ -1,45 +1,37 @@
 """The write API under database faults: connections killed mid-load, and a lost response retried.
 
 Real PostgreSQL, a real `bank write-api` process, real HTTP. The store is the judge: every command
-that was acknowledged with a 2xx must have exactly one event, whatever happened around it.
+that was acknowledged with a 2xx must have exactly one event, whatever happened around it. Then a
+worker projects the store, and the read models must equal a replay of it.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-import uuid
-from collections import Counter
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+import redis
 
 from app.settings import Settings
-from tests.read_side_support import free_port, start_bank, stop, wait_until
+from tests.fault.support import (
+    DepositLoad,
+    assert_each_acknowledged_command_stored_once,
+    assert_projections_equal_a_replay,
+    bank,
+    events_by_idempotency_key,
+    running,
+    wait_for_projections,
+)
+from tests.read_side_support import wait_until
+
+pytest_plugins = ["tests.read_side_fixtures"]  # settings (auth off, own queue), rdb
 
 pytestmark = pytest.mark.fault
 
 APPEND_LOCK_KEY = 727_001  # the store-wide append lock taken inside bank_append()
-
-
-def _write_api(pg_url: str, redis_url: str, prefix: str, log: Path) -> tuple[str, object]:
-    port = free_port()
-    settings = Settings(
-        database_url=pg_url, redis_url=redis_url, redis_prefix=prefix, auth_enabled=False
-    )
-    process = start_bank(["write-api", "--port", str(port)], settings, log)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{url}/health", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(healthy, timeout=30, what="the write API to start")
-    return url, process
+KILLS = 5
 
 
 def _kill_connections(pg_url: str) -> int:
@@ -53,86 +45,55 @@ def _kill_connections(pg_url: str) -> int:
     return len(rows)
 
 
-def _events_by_key(pg_url: str) -> Counter[str]:
-    with psycopg.connect(pg_url) as conn:
-        rows = conn.execute(
-            "SELECT metadata->>'idempotency_key' FROM events WHERE metadata ? 'idempotency_key'"
-        ).fetchall()
-    return Counter(row[0] for row in rows)
+def _project_and_check(settings: Settings, rdb: redis.Redis) -> None:
+    """Drain the nudges the write API queued and catch up, then compare with a replay."""
+    worker = bank(settings, "worker", "--burst")
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    wait_for_projections(rdb, settings, timeout=5)
+    assert_projections_equal_a_replay(rdb, settings)
 
 
 def test_killed_connections_give_503_never_500_and_lose_no_acknowledged_command(
-    pg_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+    settings: Settings, rdb: redis.Redis, tmp_path: Path
 ) -> None:
-    url, process = _write_api(pg_url, redis_url, redis_prefix, tmp_path / "write-api.log")
-    try:
+    with running(settings, tmp_path, query_api=False, worker=False) as stack:
         accounts = [f"acct-{n}" for n in range(8)]
         for account_id in accounts:
-            response = httpx.post(f"{url}/accounts", json={"owner": "F", "account_id": account_id})
+            response = httpx.post(
+                f"{stack.write_url}/accounts", json={"owner": "F", "account_id": account_id}
+            )
             assert response.status_code == 201
 
-        acknowledged: list[str] = []
-        statuses: Counter[int] = Counter()
-        lock = threading.Lock()
-        stop_load = threading.Event()
-
-        def load(account_id: str) -> None:
-            with httpx.Client(base_url=url, timeout=10) as client:
-                while not stop_load.is_set():
-                    key = uuid.uuid4().hex
-                    try:
-                        response = client.post(
-                            f"/accounts/{account_id}/deposit",
-                            json={"amount": "1.00"},
-                            headers={"Idempotency-Key": key},
-                        )
-                    except httpx.TransportError:
-                        continue
-                    with lock:
-                        statuses[response.status_code] += 1
-                        if 200 <= response.status_code < 300:
-                            acknowledged.append(key)
-
-        threads = [threading.Thread(target=load, args=(a,)) for a in accounts]
-        for thread in threads:
-            thread.start()
         killed = 0
-        for _ in range(6):
-            time.sleep(0.4)
-            killed += _kill_connections(pg_url)
-        time.sleep(0.5)
-        stop_load.set()
-        for thread in threads:
-            thread.join(timeout=30)
+        with DepositLoad(stack.write_url, accounts) as load:
+            for n in range(KILLS):
+                # Between kills, commands must get through again: the pool recovers each time.
+                load.wait_for_more(20, f"commands to succeed again after kill {n}")
+                killed += _kill_connections(settings.database_url)
+            load.wait_for_more(20, "commands to succeed after the last kill")
 
         assert killed > 0, "the test must actually have killed connections"
-        assert statuses[500] == 0, f"a killed connection gave a 500: {statuses}"
-        assert set(statuses) <= {200, 503}, statuses
-        assert statuses[503] > 0, (
-            f"killing connections should have failed some commands: {statuses}"
+        assert load.statuses[500] == 0, f"a killed connection gave a 500: {load.statuses}"
+        assert set(load.statuses) <= {200, 503}, load.statuses
+        assert load.statuses[503] > 0, (
+            f"killing connections should have failed some commands: {load.statuses}"
         )
-        # After the faults, commands succeed again.
-        after = httpx.post(f"{url}/accounts/acct-0/deposit", json={"amount": "1.00"})
-        assert after.status_code == 200, after.text
-        # Every acknowledged command has exactly one event.
-        stored = _events_by_key(pg_url)
-        assert all(stored[key] == 1 for key in acknowledged)
-        assert max(stored.values()) == 1
-    finally:
-        stop(process)  # type: ignore[arg-type]
+        assert_each_acknowledged_command_stored_once(settings.database_url, load.acknowledged)
+
+    _project_and_check(settings, rdb)
 
 
 def test_a_retry_after_a_lost_response_appends_exactly_one_event(
-    pg_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+    settings: Settings, rdb: redis.Redis, tmp_path: Path
 ) -> None:
-    url, process = _write_api(pg_url, redis_url, redis_prefix, tmp_path / "write-api.log")
-    try:
+    with running(settings, tmp_path, query_api=False, worker=False) as stack:
+        url = stack.write_url
         assert (
             httpx.post(f"{url}/accounts", json={"owner": "R", "account_id": "r"}).status_code == 201
         )
         key = "lost-response-1"
         # Hold the append lock so that the server's append waits; the client gives up first.
-        blocker = psycopg.connect(pg_url, autocommit=True)
+        blocker = psycopg.connect(settings.database_url, autocommit=True)
         blocker.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK_KEY,))
         try:
             with pytest.raises(httpx.ReadTimeout):
@@ -146,15 +107,19 @@ def test_a_retry_after_a_lost_response_appends_exactly_one_event(
             blocker.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK_KEY,))
             blocker.close()
         # The server goes on and commits; the client's retry gets the same answer.
-        wait_until(lambda: _events_by_key(pg_url)[key] == 1, timeout=10, what="the first commit")
+        wait_until(
+            lambda: events_by_idempotency_key(settings.database_url)[key] == 1,
+            timeout=10,
+            what="the first commit",
+        )
         retry = httpx.post(
             f"{url}/accounts/r/deposit", json={"amount": "5.00"}, headers={"Idempotency-Key": key}
         )
         assert retry.status_code == 200, retry.text
         assert retry.json()["balance"] == "5.00"
         assert retry.json()["version"] == 2
-        assert _events_by_key(pg_url)[key] == 1
+        assert events_by_idempotency_key(settings.database_url)[key] == 1
         events = httpx.get(f"{url}/accounts/r/events").json()["events"]
         assert [e["type"] for e in events] == ["AccountOpened", "MoneyDeposited"]
-    finally:
-        stop(process)  # type: ignore[arg-type]
+
+    _project_and_check(settings, rdb)

@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import click
 
-from app.settings import Settings, SettingsError
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+from app.operational import load_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,7 +22,7 @@ def migrate() -> None:
     from app.operational import explain_operational_errors
     from write_side.store.migrate import upgrade_to_head
 
-    settings = _settings()
+    settings = load_settings()
     with explain_operational_errors("migrate the event store"):
         upgrade_to_head(settings.database_url)
     click.echo("event store is up to date")
@@ -58,7 +51,7 @@ def _serve(factory: str, host: str, port: int, workers: int) -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 def write_api(host: str, port: int, workers: int) -> None:
     """Serve the write API (commands in, events appended)."""
-    _settings()
+    load_settings()
     click.echo(f"write API on http://{host}:{port} (docs: http://{host}:{port}/schema)")
     _serve("write_side.api.app:create_app_from_env", host, port, workers)
 
@@ -69,7 +62,7 @@ def write_api(host: str, port: int, workers: int) -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 def query_api(host: str, port: int, workers: int) -> None:
     """Serve the query API (read models from Redis)."""
-    _settings()
+    load_settings()
     click.echo(f"query API on http://{host}:{port} (docs: http://{host}:{port}/schema)")
     _serve("read_side.api.app:create_app_from_env", host, port, workers)
 
@@ -84,7 +77,7 @@ def worker(burst: bool) -> None:
     from app.operational import explain_operational_errors
     from projectors.worker import run_worker
 
-    settings = _settings()
+    settings = load_settings()
     configure_logging()
     with explain_operational_errors("run the projection worker"):
         run_worker(settings, burst=burst)
@@ -103,7 +96,7 @@ def up(host: str, write_port: int, query_port: int) -> None:
     from app.stack import LOCAL_KEY_FILE, StackPorts, run_stack
     from write_side.store.migrate import upgrade_to_head
 
-    settings = _settings()
+    settings = load_settings()
     with explain_operational_errors("migrate the event store"):
         upgrade_to_head(settings.database_url)
         token = ensure_local_key(settings, LOCAL_KEY_FILE) if settings.auth_enabled else None
@@ -129,7 +122,7 @@ def demo(accounts: int, events: int, concurrency: int, seed: int | None) -> None
 
     if events < accounts:
         raise click.BadParameter("must be at least --accounts (each account opens with one event)")
-    settings = _settings()
+    settings = load_settings()
 
     def progress(done: int, total: int) -> None:
         click.echo(f"  {done:,} / {total:,} events", err=True)

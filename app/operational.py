@@ -9,7 +9,7 @@ import click
 import redis
 import sqlalchemy.exc
 
-from app.settings import SettingsError
+from app.settings import Settings, SettingsError
 
 UNDEFINED_TABLE_OR_FUNCTION = {"42P01", "42883"}  # PostgreSQL SQLSTATEs
 
@@ -17,6 +17,14 @@ UNDEFINED_TABLE_OR_FUNCTION = {"42P01", "42883"}  # PostgreSQL SQLSTATEs
 def _schema_missing(exc: sqlalchemy.exc.DBAPIError) -> bool:
     sqlstate = getattr(exc.orig, "sqlstate", None)
     return sqlstate in UNDEFINED_TABLE_OR_FUNCTION or "no such table" in str(exc.orig)
+
+
+def load_settings() -> Settings:
+    """The settings from the environment, or one clear line and exit 1 when they are invalid."""
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @contextmanager

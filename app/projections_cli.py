@@ -7,16 +7,9 @@ from collections.abc import Sequence
 
 import click
 
-from app.operational import explain_operational_errors
+from app.operational import explain_operational_errors, load_settings
 from app.progress import Progress
-from app.settings import Settings, SettingsError
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+from app.settings import Settings
 
 
 @click.group()
@@ -42,7 +35,7 @@ async def _status(settings: Settings) -> list[tuple[str, int, int, int, int, str
 @projections.command()
 def status() -> None:
     """A table: each projection, its generation, checkpoint, the store's head, lag, last advance."""
-    settings = _settings()
+    settings = load_settings()
     with explain_operational_errors("read the projection status"):
         rows = asyncio.run(_status(settings))
     header = ("projection", "generation", "checkpoint", "head", "lag", "last advanced")
@@ -122,7 +115,7 @@ def rebuild(names: tuple[str, ...], rebuild_all: bool, dry_run: bool, batch_size
     """
     from projectors.rebuild import RebuildError
 
-    settings = _settings()
+    settings = load_settings()
     chosen = _chosen(names, rebuild_all)
     try:
         with explain_operational_errors("rebuild the projections"):

@@ -26,6 +26,7 @@ from app.events import (
 )
 from app.money import to_cents
 from app.read_models import BALANCES, GenerationKeys, balance_sort_member
+from projectors.projection import read_hashes
 
 logger = logging.getLogger(__name__)
 
@@ -130,14 +131,8 @@ class BalancesProjection:
     async def stage(
         self, reader: Redis, tx: Pipeline, keys: GenerationKeys, events: Sequence[RecordedEvent]
     ) -> int:
-        account_ids = list(dict.fromkeys(event.stream_id for event in events))
-        async with reader.pipeline(transaction=False) as pipe:
-            for account_id in account_ids:
-                pipe.hgetall(keys.account(account_id))
-            rows: list[dict[str, str]] = await pipe.execute()
-        before = {
-            aid: AccountBalance.from_hash(row) for aid, row in zip(account_ids, rows, strict=True)
-        }
+        rows = await read_hashes(reader, events, keys.account)
+        before = {aid: AccountBalance.from_hash(row) for aid, row in rows.items()}
         change = fold(before, events)
         for account_id, after in change.after.items():
             previous = before[account_id]

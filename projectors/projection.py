@@ -7,7 +7,7 @@ same MULTI/EXEC, which is what makes a batch all-or-nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -32,3 +32,15 @@ class Projection(Protocol):
         """Read the current state of the batch's accounts through `reader`, then queue the batch's
         writes on `tx` (already in MULTI). Returns how many events changed the read model."""
         ...
+
+
+async def read_hashes(
+    reader: Redis, events: Sequence[RecordedEvent], key_of: Callable[[str], str]
+) -> dict[str, dict[str, str]]:
+    """The hash `key_of(account_id)` of every account in the batch, in one pipelined round trip."""
+    account_ids = list(dict.fromkeys(event.stream_id for event in events))
+    async with reader.pipeline(transaction=False) as pipe:
+        for account_id in account_ids:
+            pipe.hgetall(key_of(account_id))
+        rows: list[dict[str, str]] = await pipe.execute()
+    return dict(zip(account_ids, rows, strict=True))

@@ -25,6 +25,7 @@ from app.events import (
 )
 from app.money import format_money, from_cents, to_cents
 from app.read_models import STATEMENTS, GenerationKeys, StatementEntry
+from projectors.projection import read_hashes
 
 logger = logging.getLogger(__name__)
 
@@ -107,14 +108,10 @@ class StatementsProjection:
     async def stage(
         self, reader: Redis, tx: Pipeline, keys: GenerationKeys, events: Sequence[RecordedEvent]
     ) -> int:
-        account_ids = list(dict.fromkeys(event.stream_id for event in events))
-        async with reader.pipeline(transaction=False) as pipe:
-            for account_id in account_ids:
-                pipe.hgetall(keys.running(account_id))
-            rows: list[dict[str, str]] = await pipe.execute()
+        rows = await read_hashes(reader, events, keys.running)
         before = {
             aid: Running(int(row["balance"]), int(row["version"])) if row else None
-            for aid, row in zip(account_ids, rows, strict=True)
+            for aid, row in rows.items()
         }
         change = fold(before, events)
         for account_id, running in change.running.items():

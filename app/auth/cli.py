@@ -20,8 +20,8 @@ from redis.exceptions import RedisError
 from app.auth.key_store import ApiKeyInfo, DuplicateKeyName, create_key, list_keys, revoke_key
 from app.auth.mirror import mirror_api_keys
 from app.auth.tokens import SCOPES, scopes_to_text
-from app.operational import explain_operational_errors
-from app.settings import Settings, SettingsError
+from app.operational import explain_operational_errors, load_settings
+from app.settings import Settings
 from write_side.store.database import create_sync_store_engine
 
 KEY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -48,7 +48,7 @@ def create(name: str, scopes: tuple[str, ...]) -> None:
         raise click.BadParameter(
             "use 1 to 64 letters, digits, '_', '.' or '-'", param_hint="--name"
         )
-    settings = _settings()
+    settings = load_settings()
     with _explained("create the API key"), _store(settings) as engine:
         with engine.begin() as conn:
             try:
@@ -69,7 +69,7 @@ def create(name: str, scopes: tuple[str, ...]) -> None:
 @apikey.command("list")
 def list_() -> None:
     """List the keys: name, scopes, created, revoked (never the token)."""
-    settings = _settings()
+    settings = load_settings()
     with _explained("list the API keys"), _store(settings) as engine, engine.connect() as conn:
         keys = list_keys(conn)
     if not keys:
@@ -87,7 +87,7 @@ def list_() -> None:
 @click.argument("name")
 def revoke(name: str) -> None:
     """Revoke the live key called NAME (the write API stops accepting it within seconds)."""
-    settings = _settings()
+    settings = load_settings()
     with _explained("revoke the API key"), _store(settings) as engine:
         with engine.begin() as conn:
             if not revoke_key(conn, name):
@@ -119,13 +119,6 @@ def _refresh_mirror(settings: Settings, engine: sa.Engine) -> str | None:
     except (RedisError, OSError) as exc:
         return f"the Redis mirror could not be updated ({exc})"
     return None
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @contextmanager

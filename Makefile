@@ -5,15 +5,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck unit clean bench
+.PHONY: install run test lint typecheck clean bench wrk
 
+# One environment for running, testing and benchmarking (the tests smoke-run the benchmarks).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# wrk, the HTTP load generator of the benchmarks, is a Debian package, not a Python one.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+		command -v apt-get >/dev/null 2>&1 || { echo "please install wrk (the HTTP load generator)"; exit 1; }; \
+		apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
 run: install
 	$(BIN)/bank up
@@ -25,13 +32,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck wrk
 	$(BIN)/pytest
 
 # The benchmark suite (docs/benchmarks.md): wrk is the HTTP load generator, a Debian package.
-bench: install
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+bench: install wrk
 	$(BIN)/python -m bench
 
 clean:

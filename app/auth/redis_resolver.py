@@ -7,6 +7,8 @@ is rewritten.
 from __future__ import annotations
 
 import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from app.auth.mirror_layout import BUILT_MARKER, decode_scopes, mirror_key
@@ -31,6 +33,8 @@ class RedisKeyResolver:
             self._redis_url,
             socket_timeout=REDIS_TIMEOUT_S,
             socket_connect_timeout=REDIS_TIMEOUT_S,
+            # A pooled connection that died with a restarted Redis is retried on a new one.
+            retry=Retry(ExponentialBackoff(cap=0.05, base=0.005), 2),
         )
 
     async def close(self) -> None:

@@ -14,6 +14,8 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from app.auth.middleware import BearerAuth
 from app.auth.redis_resolver import RedisKeyResolver
@@ -45,6 +47,8 @@ def create_query_app(settings: Settings) -> Litestar:
             socket_connect_timeout=SOCKET_TIMEOUT_S,
             socket_timeout=SOCKET_TIMEOUT_S,
             health_check_interval=30,
+            # A pooled connection that died with a restarted Redis is retried on a new one.
+            retry=Retry(ExponentialBackoff(cap=0.05, base=0.005), 2),
         )
         client = Redis(connection_pool=pool)
         app.state.reader = ReadModelReader(client, settings.redis_prefix)

@@ -11,15 +11,22 @@ On SQLite `BEGIN IMMEDIATE` takes the database's single write lock, which serial
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.events import NewEvent, RecordedEvent
 from write_side.store.group_commit import AppendBatcher
+from write_side.store.queries import (
+    EVENT_COLUMNS,
+    REPLAY,
+    as_utc,
+    current_version,
+    find_command,
+    recorded_event,
+)
 from write_side.store.records import (
     AppendResult,
     CommandRecord,
@@ -27,67 +34,8 @@ from write_side.store.records import (
     DuplicateCommand,
     Snapshot,
 )
-from write_side.store.schema import commands, events, snapshots
-
-_json = msgspec.json.Encoder()
-
-_EVENT_COLUMNS = (
-    events.c.position,
-    events.c.stream_id,
-    events.c.version,
-    events.c.event_id,
-    events.c.type,
-    events.c.payload,
-    events.c.metadata,
-    events.c.schema_version,
-    events.c.recorded_at,
-)
-
-
-def _replay_statement() -> sa.CompoundSelect[Any]:
-    """Snapshot row (type NULL) plus every event after it, ordered by version."""
-    stream_id = sa.bindparam("stream_id", type_=sa.String)
-    schema_version = sa.bindparam("schema_version", type_=sa.SmallInteger)
-    current = (
-        sa.select(snapshots.c.version)
-        .where(snapshots.c.stream_id == stream_id, snapshots.c.schema_version == schema_version)
-        .scalar_subquery()
-    )
-    snapshot_part = sa.select(
-        snapshots.c.version,
-        sa.literal(None, sa.String).label("type"),
-        sa.cast(snapshots.c.state, sa.Text).label("body"),
-        snapshots.c.taken_at,
-    ).where(snapshots.c.stream_id == stream_id, snapshots.c.schema_version == schema_version)
-    events_part = sa.select(
-        events.c.version,
-        events.c.type,
-        sa.cast(events.c.payload, sa.Text).label("body"),
-        events.c.recorded_at,
-    ).where(events.c.stream_id == stream_id, events.c.version > sa.func.coalesce(current, 0))
-    return sa.union_all(snapshot_part, events_part).order_by(sa.text("version"))
-
-
-_REPLAY = _replay_statement()
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite returns naive UTC; PostgreSQL answers in the session's TimeZone, which may not be UTC.
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _recorded(row: Any) -> RecordedEvent:
-    return RecordedEvent(
-        position=row[0],
-        stream_id=row[1],
-        version=row[2],
-        event_id=row[3],
-        type=row[4],
-        payload=row[5],
-        metadata=row[6],
-        schema_version=row[7],
-        recorded_at=_utc(row[8]),
-    )
+from write_side.store.schema import events, snapshots
+from write_side.store.sqlite_append import append_sqlite
 
 
 class EventStore:
@@ -125,7 +73,7 @@ class EventStore:
             raise ValueError("append needs at least one event")
         if self._postgres:
             return await self._append_postgres(stream_id, new_events, expected_version, command)
-        return await self._append_sqlite(stream_id, new_events, expected_version, command)
+        return await append_sqlite(self._engine, stream_id, new_events, expected_version, command)
 
     async def _append_postgres(
         self,
@@ -169,83 +117,13 @@ class EventStore:
         assert answer.last_position is not None
         return AppendResult(last_version=answer.last_version, last_position=answer.last_position)
 
-    async def _append_sqlite(
-        self,
-        stream_id: str,
-        new_events: Sequence[NewEvent],
-        expected_version: int,
-        command: CommandRecord | None,
-    ) -> AppendResult:
-        now = datetime.now(UTC)
-        async with self._engine.connect() as conn:
-            conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
-            async with conn.begin():
-                if command is not None:
-                    existing = await self._find_command(conn, command.idempotency_key)
-                    if existing is not None:
-                        raise DuplicateCommand(existing)
-                current = await self._current_version(conn, stream_id)
-                if current != expected_version:
-                    raise ConcurrencyError(stream_id, expected_version, current)
-                position = 0
-                for offset, event in enumerate(new_events, start=1):
-                    inserted = await conn.execute(
-                        events.insert().returning(events.c.position),
-                        {
-                            "stream_id": stream_id,
-                            "version": expected_version + offset,
-                            "event_id": event.event_id,
-                            "type": event.type,
-                            "payload": event.payload,
-                            "metadata": event.metadata,
-                            "schema_version": event.schema_version,
-                            "recorded_at": now,
-                        },
-                    )
-                    position = inserted.scalar_one()
-                last_version = expected_version + len(new_events)
-                if command is not None:
-                    await conn.execute(
-                        commands.insert(),
-                        {
-                            "idempotency_key": command.idempotency_key,
-                            "fingerprint": command.fingerprint,
-                            "stream_id": stream_id,
-                            "last_version": last_version,
-                            "last_position": position,
-                            "result": command.result,
-                            "recorded_at": now,
-                        },
-                    )
-        return AppendResult(last_version=last_version, last_position=position)
-
-    @staticmethod
-    async def _current_version(conn: AsyncConnection, stream_id: str) -> int:
-        query = sa.select(sa.func.coalesce(sa.func.max(events.c.version), 0)).where(
-            events.c.stream_id == stream_id
-        )
-        return int((await conn.execute(query)).scalar_one())
-
-    @staticmethod
-    async def _find_command(conn: AsyncConnection, key: str) -> CommandRecord | None:
-        query = sa.select(
-            commands.c.idempotency_key,
-            commands.c.fingerprint,
-            commands.c.stream_id,
-            commands.c.last_version,
-            commands.c.last_position,
-            commands.c.result,
-        ).where(commands.c.idempotency_key == key)
-        row = (await conn.execute(query)).first()
-        return CommandRecord(*row) if row else None
-
     # --- reading --------------------------------------------------------------------------------
 
     async def read_stream(
         self, stream_id: str, after_version: int = 0, limit: int | None = None
     ) -> list[RecordedEvent]:
         query = (
-            sa.select(*_EVENT_COLUMNS)
+            sa.select(*EVENT_COLUMNS)
             .where(events.c.stream_id == stream_id, events.c.version > after_version)
             .order_by(events.c.version)
         )
@@ -253,19 +131,19 @@ class EventStore:
             query = query.limit(limit)
         async with self._autocommit.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [_recorded(row) for row in rows]
+        return [recorded_event(row) for row in rows]
 
     async def read_after(self, position: int, limit: int = 1000) -> list[RecordedEvent]:
         """Events with a global position greater than `position`, in order, at most `limit`."""
         query = (
-            sa.select(*_EVENT_COLUMNS)
+            sa.select(*EVENT_COLUMNS)
             .where(events.c.position > position)
             .order_by(events.c.position)
             .limit(limit)
         )
         async with self._autocommit.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [_recorded(row) for row in rows]
+        return [recorded_event(row) for row in rows]
 
     async def head_position(self) -> int:
         query = sa.select(sa.func.coalesce(sa.func.max(events.c.position), 0))
@@ -274,11 +152,11 @@ class EventStore:
 
     async def stream_version(self, stream_id: str) -> int:
         async with self._autocommit.connect() as conn:
-            return await self._current_version(conn, stream_id)
+            return await current_version(conn, stream_id)
 
     async def find_command(self, idempotency_key: str) -> CommandRecord | None:
         async with self._autocommit.connect() as conn:
-            return await self._find_command(conn, idempotency_key)
+            return await find_command(conn, idempotency_key)
 
     async def load_for_replay(
         self, stream_id: str, snapshot_schema_version: int
@@ -287,14 +165,14 @@ class EventStore:
         JSON) of every event after it, in one round trip: the hot path of every command."""
         params = {"stream_id": stream_id, "schema_version": snapshot_schema_version}
         async with self._autocommit.connect() as conn:
-            rows = (await conn.execute(_REPLAY, params)).all()
+            rows = (await conn.execute(REPLAY, params)).all()
         snapshot = None
         tail: list[tuple[str, str]] = []
         for version, type_name, body, moment in rows:
             if type_name is None:
                 state = msgspec.json.decode(body)
                 snapshot = Snapshot(
-                    stream_id, version, state, snapshot_schema_version, _utc(moment)
+                    stream_id, version, state, snapshot_schema_version, as_utc(moment)
                 )
             else:
                 tail.append((type_name, body))
@@ -314,7 +192,7 @@ class EventStore:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
-        return Snapshot(row[0], row[1], row[2], row[3], _utc(row[4]))
+        return Snapshot(row[0], row[1], row[2], row[3], as_utc(row[4]))
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep the latest snapshot per stream; an older one never replaces a newer one."""

@@ -1,0 +1,91 @@
+"""The event store's SQL, built once: the statements and row conversions the store reuses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.events import RecordedEvent
+from write_side.store.records import CommandRecord
+from write_side.store.schema import commands, events, snapshots
+
+EVENT_COLUMNS = (
+    events.c.position,
+    events.c.stream_id,
+    events.c.version,
+    events.c.event_id,
+    events.c.type,
+    events.c.payload,
+    events.c.metadata,
+    events.c.schema_version,
+    events.c.recorded_at,
+)
+
+
+def _replay_statement() -> sa.CompoundSelect[Any]:
+    """Snapshot row (type NULL) plus every event after it, ordered by version."""
+    stream_id = sa.bindparam("stream_id", type_=sa.String)
+    schema_version = sa.bindparam("schema_version", type_=sa.SmallInteger)
+    current = (
+        sa.select(snapshots.c.version)
+        .where(snapshots.c.stream_id == stream_id, snapshots.c.schema_version == schema_version)
+        .scalar_subquery()
+    )
+    snapshot_part = sa.select(
+        snapshots.c.version,
+        sa.literal(None, sa.String).label("type"),
+        sa.cast(snapshots.c.state, sa.Text).label("body"),
+        snapshots.c.taken_at,
+    ).where(snapshots.c.stream_id == stream_id, snapshots.c.schema_version == schema_version)
+    events_part = sa.select(
+        events.c.version,
+        events.c.type,
+        sa.cast(events.c.payload, sa.Text).label("body"),
+        events.c.recorded_at,
+    ).where(events.c.stream_id == stream_id, events.c.version > sa.func.coalesce(current, 0))
+    return sa.union_all(snapshot_part, events_part).order_by(sa.text("version"))
+
+
+REPLAY = _replay_statement()
+
+
+def as_utc(moment: datetime) -> datetime:
+    # SQLite returns naive UTC; PostgreSQL answers in the session's TimeZone, which may not be UTC.
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def recorded_event(row: Any) -> RecordedEvent:
+    return RecordedEvent(
+        position=row[0],
+        stream_id=row[1],
+        version=row[2],
+        event_id=row[3],
+        type=row[4],
+        payload=row[5],
+        metadata=row[6],
+        schema_version=row[7],
+        recorded_at=as_utc(row[8]),
+    )
+
+
+async def current_version(conn: AsyncConnection, stream_id: str) -> int:
+    query = sa.select(sa.func.coalesce(sa.func.max(events.c.version), 0)).where(
+        events.c.stream_id == stream_id
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def find_command(conn: AsyncConnection, key: str) -> CommandRecord | None:
+    query = sa.select(
+        commands.c.idempotency_key,
+        commands.c.fingerprint,
+        commands.c.stream_id,
+        commands.c.last_version,
+        commands.c.last_position,
+        commands.c.result,
+    ).where(commands.c.idempotency_key == key)
+    row = (await conn.execute(query)).first()
+    return CommandRecord(*row) if row else None

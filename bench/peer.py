@@ -17,6 +17,7 @@ from bench.environment import BenchEnv
 from bench.peer_app import PeerBank, postgres_env
 from bench.profiling import sampled
 from bench.results import Figure, Outcome
+from write_side.account_cache import CachedAccounts
 from write_side.command_bus import CommandBus
 from write_side.commands import Deposit, OpenAccount
 from write_side.publisher import NoPublisher
@@ -52,7 +53,9 @@ def _peer_rate(env: BenchEnv, seconds: float, profiles: list[str] | None) -> flo
 
 async def _our_rate(env: BenchEnv, seconds: float, profiles: list[str] | None) -> float:
     engine = create_async_store_engine(env.database_url, pool_size=2)
-    bus = CommandBus(AccountRepository(EventStore(engine), 100), NoPublisher(), 2.0)
+    # The command path as the write API runs it: with the account cache.
+    repository = CachedAccounts(AccountRepository(EventStore(engine), 100))
+    bus = CommandBus(repository, NoPublisher(), 2.0)
     try:
         ids = [f"acct-{n:04d}" for n in range(ACCOUNTS)]
         for account_id in ids:

@@ -36,7 +36,8 @@ def requires(scope: str) -> Guard:
     """A guard that lets through keys holding `scope` (or `admin`); 403 for the others."""
     checked_scopes([scope])  # a typo in a scope name fails when the app is built
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # async: Litestar runs a plain-function guard in a thread pool, on every request.
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = connection.scope.get("user")
         if not isinstance(principal, Principal):
             raise Unauthorized("a bearer token is required")

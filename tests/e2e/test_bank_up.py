@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.read_side_support import BANK, free_port, wait_until
+from tests.support import BANK, free_port, wait_until
 
 
 def _healthy(url: str) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-pytest_plugins = ["tests.read_side_fixtures"]  # settings, worker_env, rdb, services
+pytest_plugins = ["tests.fixtures"]  # settings, worker_env, rdb, services
 
 
 def _ok(response: httpx.Response) -> dict[str, Any]:

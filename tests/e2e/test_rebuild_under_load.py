@@ -15,9 +15,9 @@ import httpx
 import redis
 
 from app.settings import Settings
-from tests.read_side_support import BANK, env_for, projected, replay, wait_until, write_traffic
+from tests.support import BANK, env_for, projected, replay, wait_until, write_traffic
 
-pytest_plugins = ["tests.read_side_fixtures"]  # settings, rdb, services
+pytest_plugins = ["tests.fixtures"]  # settings, rdb, services
 
 DEPOSIT = Decimal("1.00")
 ACCOUNTS = [f"live-{n}" for n in range(4)]

@@ -20,9 +20,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.read_side_support import wait_until
+from tests.support import wait_until
 
-pytest_plugins = ["tests.read_side_fixtures"]  # settings, services
+pytest_plugins = ["tests.fixtures"]  # settings, services
 
 
 def no_server_error(ctx: CheckContext, response: Response, case: Case) -> bool | None:

@@ -1,4 +1,4 @@
-"""Fixtures of the fault tests (the shared ones come from tests/read_side_fixtures.py)."""
+"""Fixtures of the fault tests (the shared ones come from tests/fixtures.py)."""
 
 from __future__ import annotations
 

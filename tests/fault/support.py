@@ -21,7 +21,7 @@ import redis
 
 from app.read_models import PROJECTION_NAMES
 from app.settings import Settings
-from tests.read_side_support import (
+from tests.support import (
     BANK,
     checkpoints,
     env_for,
@@ -224,7 +224,7 @@ def assert_projections_equal_a_replay(client: redis.Redis, settings: Settings) -
     """The projections must have caught up already: a dry run catches the live models up itself,
     so only a check made before it says what the worker produced on its own.
 
-    Two judges: our independent replay (tests.read_side_support), and `bank projections rebuild
+    Two judges: our independent replay (tests.support), and `bank projections rebuild
     --all --dry-run`, which replays with the projector code into a scratch generation and compares
     key by key. It must exit 0 and report every projection consistent.
     """

@@ -24,9 +24,9 @@ from tests.fault.support import (
     running,
     wait_for_projections,
 )
-from tests.read_side_support import wait_until
+from tests.support import wait_until
 
-pytest_plugins = ["tests.read_side_fixtures"]  # settings (auth off, own queue), rdb
+pytest_plugins = ["tests.fixtures"]  # settings (auth off, own queue), rdb
 
 pytestmark = pytest.mark.fault
 

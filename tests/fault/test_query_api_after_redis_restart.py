@@ -10,7 +10,7 @@ from app.auth.key_store import create_key
 from app.auth.mirror import mirror_api_keys
 from read_side.api.app import create_query_app
 from tests.fault.support import PrivateRedis
-from tests.read_side_support import read_side_settings
+from tests.support import read_side_settings
 from write_side.store.database import create_sync_store_engine
 
 pytestmark = pytest.mark.fault

@@ -19,7 +19,7 @@ from app.read_models import BALANCES, PROJECTION_NAMES, STATEMENTS, ReadModelKey
 from app.settings import Settings
 from projectors.catch_up import run_catch_up
 from tests.fault.support import assert_projections_equal_a_replay, bank, kill, wait_for_projections
-from tests.read_side_support import (
+from tests.support import (
     BANK,
     checkpoints,
     env_for,
@@ -28,7 +28,7 @@ from tests.read_side_support import (
     write_traffic,
 )
 
-pytest_plugins = ["tests.read_side_fixtures"]  # settings, rdb
+pytest_plugins = ["tests.fixtures"]  # settings, rdb
 
 pytestmark = pytest.mark.fault
 

@@ -28,7 +28,7 @@ from tests.fault.support import (
     stored_events,
     wait_for_projections,
 )
-from tests.read_side_support import checkpoints, read_side_settings, replay, wait_until
+from tests.support import checkpoints, read_side_settings, replay, wait_until
 from write_side.store.database import create_sync_store_engine
 
 pytestmark = pytest.mark.fault

@@ -14,7 +14,7 @@ from app.auth.mirror import mirror_api_keys
 from app.settings import Settings
 from read_side.api.app import create_query_app
 from tests.integration.write_api_client import write_api
-from tests.read_side_support import read_side_settings
+from tests.support import read_side_settings
 from write_side.store.database import create_sync_store_engine
 
 

@@ -14,9 +14,9 @@ from app.cli import bank
 from app.read_models import BALANCES, ReadModelKeys
 from app.settings import Settings
 from projectors.catch_up import run_catch_up
-from tests.read_side_support import BANK, env_for, write_traffic
+from tests.support import BANK, env_for, write_traffic
 
-pytest_plugins = ["tests.read_side_fixtures"]  # settings, rdb
+pytest_plugins = ["tests.fixtures"]  # settings, rdb
 
 COMMANDS = [
     [],

@@ -18,7 +18,7 @@ from app.settings import Settings
 from projectors.catch_up import PROJECTIONS, drain, open_context, run_catch_up
 from projectors.jobs import enqueue_catch_up
 from projectors.nudge import RedisNudgePublisher
-from tests.read_side_support import (
+from tests.support import (
     checkpoints,
     env_for,
     forget_rq_registrations,
@@ -30,7 +30,7 @@ from tests.read_side_support import (
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
 
-pytest_plugins = ["tests.read_side_fixtures"]  # settings, worker_env, rdb
+pytest_plugins = ["tests.fixtures"]  # settings, worker_env, rdb
 
 
 def work_queue(settings: Settings) -> bool:

@@ -17,7 +17,7 @@ from app.read_models import BALANCES, STATEMENTS, ReadModelKeys
 from app.settings import Settings
 from projectors.jobs import enqueue_catch_up
 from projectors.nudge import RedisNudgePublisher
-from tests.read_side_support import (
+from tests.support import (
     checkpoints,
     projected,
     replay,
@@ -27,7 +27,7 @@ from tests.read_side_support import (
     write_traffic,
 )
 
-pytest_plugins = ["tests.read_side_fixtures"]  # settings, worker_env, rdb
+pytest_plugins = ["tests.fixtures"]  # settings, worker_env, rdb
 
 pytestmark = pytest.mark.fault
 

@@ -18,7 +18,7 @@ from app.settings import Settings
 from projectors.balances import BalancesProjection
 from projectors.catch_up import ProjectionContext, open_context, run_catch_up
 from projectors.rebuild import RebuildInProgress, rebuild_projection, run_rebuild
-from tests.read_side_support import (
+from tests.support import (
     env_for,
     eventually,
     projected,
@@ -28,7 +28,7 @@ from tests.read_side_support import (
     write_traffic,
 )
 
-pytest_plugins = ["tests.read_side_fixtures"]  # settings, worker_env, rdb
+pytest_plugins = ["tests.fixtures"]  # settings, worker_env, rdb
 
 
 def generations_present(client: redis.Redis, prefix: str, projection: str) -> set[int]:

@@ -24,7 +24,7 @@ from app.read_models import ReadModelKeys
 from app.settings import Settings
 from projectors.catch_up import run_catch_up
 from read_side.api.app import create_query_app
-from tests.read_side_support import (
+from tests.support import (
     Models,
     replay,
     write_traffic,
@@ -32,7 +32,7 @@ from tests.read_side_support import (
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
 
-pytest_plugins = ["tests.read_side_fixtures"]  # settings, worker_env, rdb
+pytest_plugins = ["tests.fixtures"]  # settings, worker_env, rdb
 
 Client = AsyncTestClient[Any]
 

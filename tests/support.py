@@ -1,5 +1,6 @@
-"""Helpers for the read side's tests: per-test settings, generated traffic, an independent replay of
-the store (the expected read models), what Redis actually holds, and real `bank` processes.
+"""Helpers shared by the integration, end-to-end and fault tests: per-test settings, generated
+traffic, an independent replay of the store (the expected read models), what Redis actually holds,
+and real `bank` processes.
 
 The replay below is deliberately written without the projector code: it is the model the
 projections are checked against.

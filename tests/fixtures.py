@@ -1,5 +1,5 @@
-"""Fixtures of the read side's tests, loaded with `pytest_plugins = ["tests.read_side_fixtures"]`
-(tests/conftest.py is shared, so they live here)."""
+"""Fixtures for tests that run the projectors or real processes, loaded with
+`pytest_plugins = ["tests.fixtures"]` (tests/conftest.py keeps the ones every test needs)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from app.settings import Settings
-from tests.read_side_support import (
+from tests.support import (
     env_for,
     forget_rq_registrations,
     free_port,

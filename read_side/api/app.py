@@ -23,6 +23,7 @@ from app.logs import configure_logging
 from app.settings import Settings
 from read_side.api.errors import EXCEPTION_HANDLERS
 from read_side.api.routes import ROUTES
+from read_side.freshness import CheckpointWatcher
 from read_side.read_models import ReadModelReader
 
 SOCKET_TIMEOUT_S = 2.0
@@ -32,6 +33,11 @@ MAX_REDIS_CONNECTIONS = 64
 def _provide_reader(state: State) -> ReadModelReader:
     reader: ReadModelReader = state.reader
     return reader
+
+
+def _provide_watcher(state: State) -> CheckpointWatcher:
+    watcher: CheckpointWatcher = state.watcher
+    return watcher
 
 
 def create_query_app(settings: Settings) -> Litestar:
@@ -51,7 +57,9 @@ def create_query_app(settings: Settings) -> Litestar:
             retry=Retry(ExponentialBackoff(cap=0.05, base=0.005), 2),
         )
         client = Redis(connection_pool=pool)
-        app.state.reader = ReadModelReader(client, settings.redis_prefix)
+        reader = ReadModelReader(client, settings.redis_prefix)
+        app.state.reader = reader
+        app.state.watcher = CheckpointWatcher(reader)
         try:
             yield
         finally:
@@ -61,7 +69,10 @@ def create_query_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=ROUTES,
         lifespan=[redis_client],
-        dependencies={"reader": Provide(_provide_reader, sync_to_thread=False)},
+        dependencies={
+            "reader": Provide(_provide_reader, sync_to_thread=False),
+            "watcher": Provide(_provide_watcher, sync_to_thread=False),
+        },
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[
             BearerAuth(RedisKeyResolver.from_settings(settings), enabled=settings.auth_enabled)

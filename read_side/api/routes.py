@@ -13,11 +13,12 @@ from litestar.params import PathParameter, QueryParameter
 from app.auth.guards import requires
 from app.read_models import BALANCES, STATEMENTS
 from read_side.api.errors import ErrorBody
-from read_side.freshness import wait_for_position
+from read_side.freshness import CheckpointWatcher
 from read_side.read_models import ReadModelReader, SortKey, SortOrder
 from read_side.views import AccountsPage, Balance, ProjectionStatus, Statement, Summary
 
 Reader = NamedDependency[ReadModelReader]
+Watcher = NamedDependency[CheckpointWatcher]
 AccountId = Annotated[
     str, PathParameter(min_length=1, max_length=64, description="The account id.")
 ]
@@ -73,13 +74,14 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
 @get("/accounts/{account_id:str}/balance", responses=_errors(401, 403, 400, 404, 503), guards=READ)
 async def get_balance(
     reader: Reader,
+    watcher: Watcher,
     account_id: AccountId,
     min_position: MinPosition = None,
     wait_ms: WaitMs = 2000,
 ) -> Balance:
     """An account's balance, as of the `position` it reports."""
     if min_position is not None:
-        await wait_for_position(reader, BALANCES, min_position, wait_ms)
+        await watcher.wait_for(BALANCES, min_position, wait_ms)
     return await reader.balance(account_id)
 
 
@@ -88,6 +90,7 @@ async def get_balance(
 )
 async def get_statement(
     reader: Reader,
+    watcher: Watcher,
     account_id: AccountId,
     limit: Limit = 50,
     before_version: Annotated[
@@ -99,7 +102,7 @@ async def get_statement(
 ) -> Statement:
     """An account's statement entries, newest first."""
     if min_position is not None:
-        await wait_for_position(reader, STATEMENTS, min_position, wait_ms)
+        await watcher.wait_for(STATEMENTS, min_position, wait_ms)
     return await reader.statement(account_id, limit, before_version)
 
 

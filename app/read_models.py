@@ -96,8 +96,13 @@ class ReadModelKeys:
 
     @property
     def nudge_pending(self) -> str:
-        """Flag: a catch-up job is queued and has not started yet (SET NX, with expiry)."""
+        """Flag: events were announced that no catch-up has looked for yet (SET NX, with expiry)."""
         return f"{self.prefix}:projectors:pending"
+
+    @property
+    def catch_up_running(self) -> str:
+        """Marker: a catch-up job is running and will look at the pending flag before it ends."""
+        return f"{self.prefix}:projectors:running"
 
     def live(self, projection: str) -> str:
         """String: the live generation of `projection`."""

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 1000
 LOCK_TTL_S = 10.0
 """A runner renews its lock after every batch; a killed runner's lock frees itself this soon."""
+RUNNING_TTL_S = 15
+"""The running marker outlives a killed job by at most this; the sweep covers the gap."""
 JOB_BUDGET_S = 120.0
 """A catch-up job hands over to the next queued job after this long (RQ's job timeout is longer)."""
 
@@ -203,20 +205,43 @@ async def catch_up_projection(ctx: ProjectionContext, projection: Projection, *,
             return passed
 
 
+async def _more_announced(ctx: ProjectionContext) -> bool:
+    """Whether events were announced since the last look; if not, stop being `running`.
+
+    While the running marker exists, publishers raise the pending flag without enqueueing a job.
+    The marker is dropped before the last look at the flag, so an announcement either finds no
+    marker (and enqueues a job) or is seen here (and this job goes round once more).
+    """
+    if await ctx.redis.exists(ctx.keys.nudge_pending):
+        return True
+    await ctx.redis.delete(ctx.keys.catch_up_running)
+    if not await ctx.redis.exists(ctx.keys.nudge_pending):
+        return False
+    await ctx.redis.set(ctx.keys.catch_up_running, 1, ex=RUNNING_TTL_S)
+    return True
+
+
 async def run_catch_up(
     settings: Settings, *, wait_for_locks: bool = False, budget_s: float = JOB_BUDGET_S
 ) -> dict[str, int]:
-    """Catch every projection up, again and again while new nudges arrive, within `budget_s`."""
+    """Catch every projection up, again and again while new nudges arrive, within `budget_s`.
+
+    Under sustained load one job keeps going instead of a job per nudge, each with its own event
+    loop, engine and clients to set up.
+    """
     started = time.monotonic()
     passed = {projection.name: 0 for projection in PROJECTIONS}
     async with open_context(settings) as ctx:
-        while True:
-            await ctx.redis.delete(ctx.keys.nudge_pending)
-            for projection in PROJECTIONS:
-                passed[projection.name] += await catch_up_projection(
-                    ctx, projection, wait=wait_for_locks
-                )
-            if time.monotonic() - started > budget_s or not await ctx.redis.exists(
-                ctx.keys.nudge_pending
-            ):
-                return passed
+        try:
+            while True:
+                await ctx.redis.set(ctx.keys.catch_up_running, 1, ex=RUNNING_TTL_S)
+                await ctx.redis.delete(ctx.keys.nudge_pending)
+                for projection in PROJECTIONS:
+                    passed[projection.name] += await catch_up_projection(
+                        ctx, projection, wait=wait_for_locks
+                    )
+                if time.monotonic() - started > budget_s or not await _more_announced(ctx):
+                    return passed
+        finally:
+            # A job that ends early (budget, error) must not leave publishers thinking it runs.
+            await ctx.redis.delete(ctx.keys.catch_up_running)

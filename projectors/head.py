@@ -21,10 +21,11 @@ local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) > current then
   redis.call('SET', KEYS[1], ARGV[1])
 end
-if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) and redis.call('EXISTS', KEYS[3]) == 0 then
   return 1
 end
 return 0
 """
-"""KEYS: head, pending flag. ARGV: position, flag expiry in seconds.
-Returns 1 when this call raised the pending flag, i.e. when the caller must enqueue a job."""
+"""KEYS: head, pending flag, running marker. ARGV: position, flag expiry in seconds.
+Returns 1 when this call raised the pending flag and no catch-up is running, i.e. when the caller
+must enqueue a job. A running catch-up sees the flag before it ends and goes round once more."""

@@ -91,7 +91,7 @@ class RedisNudgePublisher:
                 socket_timeout=SOCKET_TIMEOUT_S,
             )
             self._script = self._redis.register_script(RAISE_HEAD_AND_FLAG)
-        keys = [self._keys.head, self._keys.nudge_pending]
+        keys = [self._keys.head, self._keys.nudge_pending, self._keys.catch_up_running]
         raised = await self._script(keys=keys, args=[position, PENDING_TTL_S])
         return bool(raised)
 

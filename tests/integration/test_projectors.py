@@ -116,6 +116,24 @@ def test_the_job_clears_the_pending_flag_so_a_later_commit_nudges_again(
     assert len(queued_jobs(worker_env)) == 1
 
 
+def test_while_a_catch_up_runs_commits_raise_the_flag_without_queueing_more_jobs(
+    worker_env: Settings, rdb: redis.Redis
+) -> None:
+    keys = ReadModelKeys(worker_env.redis_prefix)
+    rdb.set(keys.catch_up_running, 1, ex=30)  # as a running job does
+    nudge(worker_env, [1, 2, 3])
+    assert queued_jobs(worker_env) == []
+    assert rdb.exists(keys.nudge_pending) == 1, "the running job will see the flag"
+
+    write_traffic(worker_env.database_url, accounts=2, events_per_account=3)
+    rdb.delete(keys.catch_up_running)
+    asyncio.run(run_catch_up(worker_env))
+    assert rdb.exists(keys.catch_up_running) == 0, "a finished job no longer claims to run"
+    assert rdb.exists(keys.nudge_pending) == 0
+    nudge(worker_env, [7])
+    assert len(queued_jobs(worker_env)) == 1
+
+
 def test_running_the_catch_up_again_changes_nothing(worker_env: Settings, rdb: redis.Redis) -> None:
     write_traffic(worker_env.database_url, accounts=10, events_per_account=20)
     asyncio.run(run_catch_up(worker_env))

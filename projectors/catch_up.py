@@ -8,6 +8,7 @@ the WATCH, not the lock, is what keeps the model correct if a lock expires under
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -34,6 +35,9 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 1000
 LOCK_TTL_S = 10.0
 """A runner renews its lock after every batch; a killed runner's lock frees itself this soon."""
+LINGER_S = 0.25
+"""How long a job that caught up waits for the next announcement before it ends."""
+LINGER_POLL_S = 0.005
 RUNNING_TTL_S = 15
 """The running marker outlives a killed job by at most this; the sweep covers the gap."""
 JOB_BUDGET_S = 120.0
@@ -212,8 +216,13 @@ async def _more_announced(ctx: ProjectionContext) -> bool:
     The marker is dropped before the last look at the flag, so an announcement either finds no
     marker (and enqueues a job) or is seen here (and this job goes round once more).
     """
-    if await ctx.redis.exists(ctx.keys.nudge_pending):
-        return True
+    lingering_until = time.monotonic() + LINGER_S
+    while True:  # a short linger keeps one warm job going through the gaps of a steady load
+        if await ctx.redis.exists(ctx.keys.nudge_pending):
+            return True
+        if time.monotonic() >= lingering_until:
+            break
+        await asyncio.sleep(LINGER_POLL_S)
     await ctx.redis.delete(ctx.keys.catch_up_running)
     if not await ctx.redis.exists(ctx.keys.nudge_pending):
         return False

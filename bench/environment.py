@@ -59,6 +59,12 @@ def _database_url(name: str) -> str:
 
 
 def delete_keys_containing(client: redis.Redis, fragment: str) -> int:
+    """Delete every key that contains `fragment` (a run's unique prefix), and its members of RQ's
+    global `rq:queues` / `rq:workers` sets; returns how many keys were deleted."""
+    for registry in ("rq:queues", "rq:workers"):
+        ours = [m for m in client.smembers(registry) if fragment.encode() in _as_bytes(m)]
+        if ours:
+            client.srem(registry, *ours)
     deleted = 0
     batch: list[bytes] = []
     for key in client.scan_iter(match=f"*{fragment}*", count=1000):
@@ -69,6 +75,10 @@ def delete_keys_containing(client: redis.Redis, fragment: str) -> int:
     if batch:
         deleted += int(client.unlink(*batch))
     return deleted
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 @contextmanager

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 import redis
 
+from bench.environment import delete_keys_containing
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
 from write_side.store.migrate import upgrade_to_head
@@ -106,18 +107,6 @@ async def pg_store(pg_url: str) -> AsyncIterator[EventStore]:
         await engine.dispose()
 
 
-def delete_redis_keys(client: redis.Redis, fragment: str) -> None:
-    """Delete every key that contains `fragment` (a test's unique prefix)."""
-    batch: list[bytes] = []
-    for key in client.scan_iter(match=f"*{fragment}*", count=1000):
-        batch.append(key)
-        if len(batch) >= 500:
-            client.unlink(*batch)
-            batch.clear()
-    if batch:
-        client.unlink(*batch)
-
-
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
     """A unique Redis key prefix; every key containing it is deleted after the test."""
@@ -125,7 +114,7 @@ def redis_prefix() -> Iterator[str]:
     yield prefix
     client = redis.Redis.from_url(TEST_REDIS_URL)
     try:
-        delete_redis_keys(client, prefix)
+        delete_keys_containing(client, prefix)  # RQ's queue and worker registrations too
     finally:
         client.close()
 

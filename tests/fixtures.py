@@ -14,7 +14,6 @@ import redis
 from app.settings import Settings
 from tests.support import (
     env_for,
-    forget_rq_registrations,
     free_port,
     read_side_settings,
     start_bank,
@@ -24,9 +23,8 @@ from tests.support import (
 
 
 @pytest.fixture
-def settings(pg_url: str, redis_url: str, redis_prefix: str) -> Iterator[Settings]:
-    yield read_side_settings(pg_url, redis_url, redis_prefix)
-    forget_rq_registrations(redis_url, redis_prefix)
+def settings(pg_url: str, redis_url: str, redis_prefix: str) -> Settings:
+    return read_side_settings(pg_url, redis_url, redis_prefix)
 
 
 @pytest.fixture

@@ -68,18 +68,6 @@ def env_for(settings: Settings) -> dict[str, str]:
     }
 
 
-def forget_rq_registrations(redis_url: str, prefix: str) -> None:
-    """RQ lists queues and workers in global sets; the prefix cleanup deletes keys, not members."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        for registry in ("rq:queues", "rq:workers"):
-            stale = [m for m in client.smembers(registry) if prefix in m]
-            if stale:
-                client.srem(registry, *stale)
-    finally:
-        client.close()
-
-
 # --- traffic ------------------------------------------------------------------------------------
 
 

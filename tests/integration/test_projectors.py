@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -21,7 +20,6 @@ from projectors.nudge import RedisNudgePublisher
 from tests.support import (
     checkpoints,
     env_for,
-    forget_rq_registrations,
     projected,
     read_side_settings,
     replay,
@@ -71,12 +69,11 @@ def nudge(settings: Settings, positions: list[int]) -> None:
 @pytest.fixture
 def store_settings(
     store_url: str, redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Settings]:
+) -> Settings:
     settings = read_side_settings(store_url, redis_url, redis_prefix)
     for name, value in env_for(settings).items():
         monkeypatch.setenv(name, value)
-    yield settings
-    forget_rq_registrations(redis_url, redis_prefix)
+    return settings
 
 
 def test_a_nudged_rq_job_projects_balances_and_statements_equal_to_a_replay(

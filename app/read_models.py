@@ -9,6 +9,7 @@ Cluster hash tag (`{account_id}`) so all of an account's keys share a slot.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -114,6 +115,15 @@ class ReadModelKeys:
 
     def rebuild_lock(self, projection: str) -> str:
         return f"{self.prefix}:proj:{projection}:rebuild"
+
+    def around_generation(
+        self, projection: str, key_of: Callable[[GenerationKeys], str]
+    ) -> tuple[str, str]:
+        """The text before and after the generation number in `key_of(generation(projection, n))`,
+        for scripts that resolve `n` inside Redis."""
+        keys = self.generation(projection, 0)
+        before = keys.base.removesuffix("0")
+        return before, key_of(keys).removeprefix(keys.base)
 
     def generation(self, projection: str, generation: int) -> GenerationKeys:
         return GenerationKeys(f"{self.prefix}:{projection}:g{generation}")

@@ -1,8 +1,10 @@
 """Reading the read models from Redis (never from SQL): the query API's only data access.
 
-Every read first resolves the projection's live generation. A rebuild may switch it and delete the
-old generation between the two steps; a read that finds nothing therefore checks whether the
-pointer moved and, if it did, reads again from the new generation.
+Every read first resolves the projection's live generation. The hot reads (a balance, a
+checkpoint) do both steps in one Lua script: one round trip, and atomic, so a rebuild's switch
+cannot fall between them. The other reads take two steps; a rebuild may switch the pointer and
+delete the old generation in between, so a read that finds nothing checks whether the pointer
+moved and, if it did, reads again from the new generation.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from app.read_models import (
     FIRST_GENERATION,
     PROJECTION_NAMES,
     STATEMENTS,
+    GenerationKeys,
     ReadModelKeys,
     StatementEntry,
     account_of_sort_member,
@@ -33,6 +36,17 @@ SortOrder = Literal["asc", "desc"]
 
 _entry = msgspec.json.Decoder(StatementEntry)
 
+# KEYS: the live pointer. ARGV: first generation, key text before and after the generation.
+_HGETALL_IN_LIVE = """
+local generation = redis.call('GET', KEYS[1]) or ARGV[1]
+return redis.call('HGETALL', ARGV[2] .. generation .. ARGV[3])
+"""
+# The same, then ARGV[4] names the field.
+_HGET_IN_LIVE = """
+local generation = redis.call('GET', KEYS[1]) or ARGV[1]
+return redis.call('HGET', ARGV[2] .. generation .. ARGV[3], ARGV[4])
+"""
+
 
 def _money(cents: str | None) -> str:
     return format_money(from_cents(int(cents or 0)))
@@ -44,6 +58,17 @@ class ReadModelReader:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis
         self._keys = ReadModelKeys(prefix)
+        self._hgetall_in_live = redis.register_script(_HGETALL_IN_LIVE)
+        self._hget_in_live = redis.register_script(_HGET_IN_LIVE)
+
+    async def _live_hash(
+        self, projection: str, key_of: Callable[[GenerationKeys], str]
+    ) -> dict[str, str]:
+        """HGETALL of `key_of(live generation of projection)`, in one round trip."""
+        before, after = self._keys.around_generation(projection, key_of)
+        keys = [self._keys.live(projection)]
+        flat = await self._hgetall_in_live(keys=keys, args=[FIRST_GENERATION, before, after])
+        return dict(zip(flat[::2], flat[1::2], strict=True))
 
     async def _hash(self, key: str) -> dict[str, str]:
         # The client decodes responses, so redis-py's bytes-or-str result is str here.
@@ -56,9 +81,12 @@ class ReadModelReader:
         return int(await self._redis.get(self._keys.live(projection)) or FIRST_GENERATION)
 
     async def checkpoint(self, projection: str) -> int:
-        generation = await self.live_generation(projection)
-        meta = self._keys.generation(projection, generation).meta
-        return int(await self._redis.hget(meta, "position") or 0)
+        before, after = self._keys.around_generation(projection, lambda keys: keys.meta)
+        keys = [self._keys.live(projection)]
+        position = await self._hget_in_live(
+            keys=keys, args=[FIRST_GENERATION, before, after, "position"]
+        )
+        return int(position or 0)
 
     async def _in_live(
         self, projection: str, read: Callable[[int], Awaitable[T | None]]
@@ -70,25 +98,18 @@ class ReadModelReader:
         return result
 
     async def balance(self, account_id: str) -> Balance:
-        async def read(generation: int) -> Balance | None:
-            key = self._keys.generation(BALANCES, generation).account(account_id)
-            fields = await self._hash(key)
-            if not fields:
-                return None
-            return Balance(
-                account_id=account_id,
-                owner=fields["owner"],
-                currency=fields["currency"],
-                balance=_money(fields["balance"]),
-                status=fields["status"],
-                version=int(fields["version"]),
-                position=int(fields["position"]),
-            )
-
-        found = await self._in_live(BALANCES, read)
-        if found is None:
+        fields = await self._live_hash(BALANCES, lambda keys: keys.account(account_id))
+        if not fields:
             raise AccountNotFound(account_id)
-        return found
+        return Balance(
+            account_id=account_id,
+            owner=fields["owner"],
+            currency=fields["currency"],
+            balance=_money(fields["balance"]),
+            status=fields["status"],
+            version=int(fields["version"]),
+            position=int(fields["position"]),
+        )
 
     async def statement(self, account_id: str, limit: int, before_version: int | None) -> Statement:
         async def read(generation: int) -> Statement | None:

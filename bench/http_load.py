@@ -6,10 +6,12 @@ function, so a target and its ceilings differ only in the app being served.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
+from bench import serving
 from bench.config import BenchConfig
 from bench.profiling import sampled
-from bench.servers import running
+from bench.servers import free_port, running
 from bench.wrk import LoadResult, run_wrk
 
 ACCOUNTS = 1000
@@ -32,3 +34,51 @@ def measure_server(
         seconds = config.seconds(10, 3, 1)
         with sampled(server.process.pid, name, profiles, subprocesses=True):
             return run_wrk(server.url, kind, seconds, ACCOUNTS)
+
+
+@dataclass(frozen=True, slots=True)
+class AgainstCeilings:
+    granian: LoadResult
+    """The minimal app on one granian process: the ceiling."""
+    uvicorn: LoadResult
+    """The minimal app on uvicorn with the API's worker count: the peer."""
+    api: LoadResult
+    """Our API, as `bank <process>` serves it."""
+
+
+def measure_against_ceilings(
+    minimal_app: str,
+    minimal_label: str,
+    process: str,
+    api_label: str,
+    kind: str,
+    config: BenchConfig,
+    *,
+    env: Mapping[str, str],
+    profiles: list[str] | None,
+) -> AgainstCeilings:
+    """The same wrk load on the minimal app (granian, then uvicorn) and on `bank <process>`."""
+    workers = config.workers
+    port = free_port()
+    granian = measure_server(
+        f"{minimal_label} on granian", serving.granian(minimal_app, port), port, kind, config
+    )
+    port = free_port()
+    uvicorn = measure_server(
+        f"{minimal_label} on uvicorn ({workers} worker)",
+        serving.uvicorn(minimal_app, port, workers),
+        port,
+        kind,
+        config,
+    )
+    port = free_port()
+    api = measure_server(
+        api_label,
+        serving.bank(process, port, workers),
+        port,
+        kind,
+        config,
+        env=env,
+        profiles=profiles,
+    )
+    return AgainstCeilings(granian, uvicorn, api)

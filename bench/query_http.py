@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import serving
 from bench.config import BenchConfig
 from bench.environment import BenchEnv
 from bench.fill import open_accounts
-from bench.http_load import ACCOUNTS, measure_server
+from bench.http_load import ACCOUNTS, measure_against_ceilings
 from bench.results import Figure, Outcome
-from bench.servers import free_port
 from bench.wrk import account_id
 from projectors.catch_up import run_catch_up
 from write_side.store.database import create_async_store_engine
@@ -39,28 +37,17 @@ def run(env: BenchEnv, config: BenchConfig) -> Outcome:
     asyncio.run(_project_accounts(env))
     workers = config.workers
     profiles: list[str] | None = [] if config.profile else None
-    port = free_port()
-    granian = measure_server(
-        "minimal GET app on granian", serving.granian(GET_APP, port), port, "balances", config
-    )
-    port = free_port()
-    uvicorn = measure_server(
-        f"minimal GET app on uvicorn ({workers} worker)",
-        serving.uvicorn(GET_APP, port, workers),
-        port,
-        "balances",
-        config,
-    )
-    port = free_port()
-    api = measure_server(
+    measured = measure_against_ceilings(
+        GET_APP,
+        "minimal GET app",
+        "query-api",
         "query API (bank query-api)",
-        serving.bank("query-api", port, workers),
-        port,
         "balances",
         config,
         env=env.process_env(),
         profiles=profiles,
     )
+    granian, uvicorn, api = measured.granian, measured.uvicorn, measured.api
     t = TITLE
     ratio = api.rate / granian.rate
     outcome = Outcome(

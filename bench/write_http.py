@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import serving
 from bench.config import BenchConfig
 from bench.environment import BenchEnv
 from bench.fill import open_accounts
-from bench.http_load import ACCOUNTS, measure_server
+from bench.http_load import ACCOUNTS, measure_against_ceilings
 from bench.results import Figure, Outcome
-from bench.servers import free_port
 from bench.wrk import account_id
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
@@ -40,28 +38,17 @@ def run(env: BenchEnv, config: BenchConfig) -> Outcome:
     asyncio.run(_open_accounts(env))
     workers = config.workers
     profiles: list[str] | None = [] if config.profile else None
-    port = free_port()
-    granian = measure_server(
-        "minimal app on granian", serving.granian(POST_APP, port), port, "deposits", config
-    )
-    port = free_port()
-    uvicorn = measure_server(
-        f"minimal app on uvicorn ({workers} worker)",
-        serving.uvicorn(POST_APP, port, workers),
-        port,
-        "deposits",
-        config,
-    )
-    port = free_port()
-    api = measure_server(
+    measured = measure_against_ceilings(
+        POST_APP,
+        "minimal app",
+        "write-api",
         "write API (bank write-api)",
-        serving.bank("write-api", port, workers),
-        port,
         "deposits",
         config,
         env=env.process_env(),
         profiles=profiles,
     )
+    granian, uvicorn, api = measured.granian, measured.uvicorn, measured.api
     t = TITLE
     outcome = Outcome(
         figures=[

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from app.events import AccountOpened, MoneyDeposited, NewEvent
+from bench.environment import BenchEnv
+from bench.wrk import account_id as load_account_id
+from projectors.catch_up import run_catch_up
+from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
 
 APPEND_BATCH = 1000
@@ -74,3 +78,15 @@ async def fill_accounts(
 
     await asyncio.gather(*(worker() for _ in range(FILL_TASKS)))
     return FillReport(len(account_ids) * events_per_account, time.perf_counter() - started)
+
+
+async def open_load_accounts(env: BenchEnv, count: int, *, project: bool) -> None:
+    """Open the accounts the HTTP load scripts address (`account_id(0..count-1)`); with
+    `project`, also catch the read models up so the query API can serve them."""
+    engine = create_async_store_engine(env.database_url, pool_size=2)
+    try:
+        await open_accounts(EventStore(engine), [load_account_id(n) for n in range(count)])
+    finally:
+        await engine.dispose()
+    if project:
+        await run_catch_up(env.settings(), wait_for_locks=True)

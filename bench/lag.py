@@ -22,14 +22,11 @@ import aiohttp
 from bench import serving
 from bench.config import BenchConfig
 from bench.environment import BenchEnv
-from bench.fill import open_accounts
+from bench.fill import open_load_accounts
 from bench.profiling import sampled
 from bench.results import Figure, Outcome
 from bench.servers import free_port, running
 from bench.wrk import account_id
-from projectors.catch_up import run_catch_up
-from write_side.store.database import create_async_store_engine
-from write_side.store.event_store import EventStore
 
 NAME = "lag"
 TITLE = "5. projection lag"
@@ -131,17 +128,8 @@ async def _wait_caught_up(query: str) -> None:
     raise RuntimeError("the projections did not catch up with the opened accounts in time")
 
 
-async def _prepare(env: BenchEnv) -> None:
-    engine = create_async_store_engine(env.database_url, pool_size=2)
-    try:
-        await open_accounts(EventStore(engine), [account_id(n) for n in range(ACCOUNTS)])
-    finally:
-        await engine.dispose()
-    await run_catch_up(env.settings(), wait_for_locks=True)
-
-
 def run(env: BenchEnv, config: BenchConfig) -> Outcome:
-    asyncio.run(_prepare(env))
+    asyncio.run(open_load_accounts(env, ACCOUNTS, project=True))
     rate = config.count(1000, 1000, 100)
     seconds = config.seconds(10, 3, 1)
     profiles: list[str] | None = [] if config.profile else None

@@ -10,13 +10,9 @@ import asyncio
 
 from bench.config import BenchConfig
 from bench.environment import BenchEnv
-from bench.fill import open_accounts
+from bench.fill import open_load_accounts
 from bench.http_load import ACCOUNTS, measure_against_ceilings
 from bench.results import Figure, Outcome
-from bench.wrk import account_id
-from projectors.catch_up import run_catch_up
-from write_side.store.database import create_async_store_engine
-from write_side.store.event_store import EventStore
 
 NAME = "query_http"
 TITLE = "6. query throughput over HTTP"
@@ -24,17 +20,8 @@ TARGET_RATIO = 0.6
 GET_APP = "bench.minimal_apps:create_get_app"
 
 
-async def _project_accounts(env: BenchEnv) -> None:
-    engine = create_async_store_engine(env.database_url, pool_size=2)
-    try:
-        await open_accounts(EventStore(engine), [account_id(n) for n in range(ACCOUNTS)])
-    finally:
-        await engine.dispose()
-    await run_catch_up(env.settings(), wait_for_locks=True)
-
-
 def run(env: BenchEnv, config: BenchConfig) -> Outcome:
-    asyncio.run(_project_accounts(env))
+    asyncio.run(open_load_accounts(env, ACCOUNTS, project=True))
     workers = config.workers
     profiles: list[str] | None = [] if config.profile else None
     measured = measure_against_ceilings(

@@ -12,12 +12,9 @@ import asyncio
 
 from bench.config import BenchConfig
 from bench.environment import BenchEnv
-from bench.fill import open_accounts
+from bench.fill import open_load_accounts
 from bench.http_load import ACCOUNTS, measure_against_ceilings
 from bench.results import Figure, Outcome
-from bench.wrk import account_id
-from write_side.store.database import create_async_store_engine
-from write_side.store.event_store import EventStore
 
 NAME = "write_http"
 TITLE = "1. write throughput over HTTP"
@@ -26,16 +23,8 @@ TARGET_P99_MS = 25.0
 POST_APP = "bench.minimal_apps:create_post_app"
 
 
-async def _open_accounts(env: BenchEnv) -> None:
-    engine = create_async_store_engine(env.database_url, pool_size=2)
-    try:
-        await open_accounts(EventStore(engine), [account_id(n) for n in range(ACCOUNTS)])
-    finally:
-        await engine.dispose()
-
-
 def run(env: BenchEnv, config: BenchConfig) -> Outcome:
-    asyncio.run(_open_accounts(env))
+    asyncio.run(open_load_accounts(env, ACCOUNTS, project=False))
     workers = config.workers
     profiles: list[str] | None = [] if config.profile else None
     measured = measure_against_ceilings(

@@ -2,7 +2,8 @@
 
 Each event is a frozen msgspec Struct; its class name is the stored `type` and its fields are the
 stored `payload`. Money fields are Decimal and travel as strings ("12.50"). A change to a payload's
-shape bumps SCHEMA_VERSION and adds an upcaster here.
+shape bumps SCHEMA_VERSION and adds one step to UPCASTERS: every reader (aggregate loads, projectors)
+decodes through `event_from_json` / `event_from_payload`, which upcast older payloads first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing import Any, TypeAlias
 
 import msgspec
 
-SCHEMA_VERSION = 1
+from kernel.upcasting import Payload, UpcasterChain
+
+SCHEMA_VERSION = 2
+"""1: the first shapes. 2: deposits and withdrawals carry an optional `reference`."""
 
 
 class AccountOpened(msgspec.Struct, frozen=True):
@@ -23,12 +27,14 @@ class AccountOpened(msgspec.Struct, frozen=True):
     currency: str
 
 
-class MoneyDeposited(msgspec.Struct, frozen=True):
+class MoneyDeposited(msgspec.Struct, frozen=True, omit_defaults=True):
     amount: Decimal
+    reference: str | None = None
 
 
-class MoneyWithdrawn(msgspec.Struct, frozen=True):
+class MoneyWithdrawn(msgspec.Struct, frozen=True, omit_defaults=True):
     amount: Decimal
+    reference: str | None = None
 
 
 class AccountClosed(msgspec.Struct, frozen=True):
@@ -56,21 +62,38 @@ def payload_of(event: DomainEvent) -> dict[str, Any]:
     return result
 
 
-def event_from_payload(type_name: str, payload: dict[str, Any]) -> DomainEvent:
+def _reference_on_money_movements(type_name: str, payload: Payload) -> Payload:
+    if type_name in ("MoneyDeposited", "MoneyWithdrawn"):
+        return {**payload, "reference": None}
+    return payload
+
+
+UPCASTERS = UpcasterChain(current=SCHEMA_VERSION, steps={1: _reference_on_money_movements})
+
+
+def event_from_payload(
+    type_name: str, payload: dict[str, Any], schema_version: int = SCHEMA_VERSION
+) -> DomainEvent:
     cls = EVENT_TYPES.get(type_name)
     if cls is None:
         raise UnknownEventType(type_name)
+    if schema_version != SCHEMA_VERSION:
+        payload = UPCASTERS.upcast(type_name, schema_version, payload)
     return msgspec.convert(payload, cls)
 
 
 _DECODERS = {name: msgspec.json.Decoder(cls) for name, cls in EVENT_TYPES.items()}
 
 
-def event_from_json(type_name: str, payload_json: str | bytes) -> DomainEvent:
-    """Decode a stored payload straight into its event type: the fast path of a replay."""
+def event_from_json(
+    type_name: str, payload_json: str | bytes, schema_version: int = SCHEMA_VERSION
+) -> DomainEvent:
+    """Decode a stored payload into its event type; today's shape takes the fast path."""
     decoder = _DECODERS.get(type_name)
     if decoder is None:
         raise UnknownEventType(type_name)
+    if schema_version != SCHEMA_VERSION:
+        return event_from_payload(type_name, msgspec.json.decode(payload_json), schema_version)
     return decoder.decode(payload_json)
 
 
@@ -104,4 +127,4 @@ class RecordedEvent:
     recorded_at: datetime
 
     def to_domain(self) -> DomainEvent:
-        return event_from_payload(self.type, self.payload)
+        return event_from_payload(self.type, self.payload, self.schema_version)

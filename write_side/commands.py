@@ -30,6 +30,7 @@ class Deposit:
     account_id: str
     amount: Decimal
     expected_version: int | None = None
+    reference: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "amount", _valid_amount(self.amount))
@@ -40,6 +41,7 @@ class Withdraw:
     account_id: str
     amount: Decimal
     expected_version: int | None = None
+    reference: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "amount", _valid_amount(self.amount))

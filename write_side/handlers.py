@@ -18,11 +18,11 @@ def open_account(account: BankAccount, command: OpenAccount) -> list[DomainEvent
 
 
 def deposit(account: BankAccount, command: Deposit) -> list[DomainEvent]:
-    return account.deposit(command.amount)
+    return account.deposit(command.amount, command.reference)
 
 
 def withdraw(account: BankAccount, command: Withdraw) -> list[DomainEvent]:
-    return account.withdraw(command.amount)
+    return account.withdraw(command.amount, command.reference)
 
 
 def close_account(account: BankAccount, command: CloseAccount) -> list[DomainEvent]:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import sqlalchemy.exc
 
 from app.events import DomainEvent, NewEvent, event_from_json
-from write_side.domain.account import SNAPSHOT_SCHEMA_VERSION, BankAccount
+from write_side.domain.account import SNAPSHOT_SCHEMA_VERSION, SNAPSHOT_UPCASTERS, BankAccount
 from write_side.store.event_store import EventStore
 from write_side.store.records import AppendResult, CommandRecord, Snapshot
 
@@ -37,13 +37,16 @@ class AccountRepository:
 
     async def load(self, account_id: str, *, fresh: bool = True) -> LoadedAccount:
         """Always from the store (`fresh` is for the caching repository's interface)."""
-        snapshot, tail = await self._store.load_for_replay(account_id, SNAPSHOT_SCHEMA_VERSION)
+        readable = (SNAPSHOT_UPCASTERS.oldest_readable, SNAPSHOT_SCHEMA_VERSION)
+        snapshot, tail = await self._store.load_for_replay(account_id, readable)
         if snapshot is not None:
-            account = BankAccount.from_snapshot(account_id, snapshot.version, snapshot.state)
+            account = BankAccount.from_snapshot(
+                account_id, snapshot.version, snapshot.state, snapshot.schema_version
+            )
         else:
             account = BankAccount(account_id)
-        for type_name, payload in tail:
-            account.apply(event_from_json(type_name, payload))
+        for stored in tail:
+            account.apply(event_from_json(stored.type, stored.payload_json, stored.schema_version))
         return LoadedAccount(account, len(tail))
 
     async def save(

@@ -22,6 +22,7 @@ from app.events import (
     MoneyWithdrawn,
 )
 from app.money import ZERO, format_money
+from kernel.upcasting import UpcasterChain
 from write_side.domain.errors import (
     AccountExists,
     AccountIsClosed,
@@ -32,7 +33,9 @@ from write_side.domain.errors import (
 )
 
 SNAPSHOT_SCHEMA_VERSION = 1
-"""Bump when the snapshot's state shape changes: older snapshots are then ignored."""
+"""Bump when the snapshot's state shape changes, and add a step to SNAPSHOT_UPCASTERS (or none:
+snapshots older than the chain reaches are then ignored and the account is rebuilt from events)."""
+SNAPSHOT_UPCASTERS = UpcasterChain(current=SNAPSHOT_SCHEMA_VERSION)
 
 CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
 OWNER_MAX_LENGTH = 200
@@ -84,14 +87,14 @@ class BankAccount:
             raise InvalidCommand("currency must be a 3-letter upper-case code such as USD")
         return self._record(AccountOpened(owner=owner, currency=currency))
 
-    def deposit(self, amount: Decimal) -> list[DomainEvent]:
+    def deposit(self, amount: Decimal, reference: str | None = None) -> list[DomainEvent]:
         self._check_open()
-        return self._record(MoneyDeposited(amount=amount))
+        return self._record(MoneyDeposited(amount=amount, reference=reference))
 
-    def withdraw(self, amount: Decimal) -> list[DomainEvent]:
+    def withdraw(self, amount: Decimal, reference: str | None = None) -> list[DomainEvent]:
         self._check_open()
         self._check_funds(amount)
-        return self._record(MoneyWithdrawn(amount=amount))
+        return self._record(MoneyWithdrawn(amount=amount, reference=reference))
 
     def close(self) -> list[DomainEvent]:
         self._check_open()
@@ -130,7 +133,14 @@ class BankAccount:
         }
 
     @classmethod
-    def from_snapshot(cls, account_id: str, version: int, state: dict[str, Any]) -> BankAccount:
+    def from_snapshot(
+        cls,
+        account_id: str,
+        version: int,
+        state: dict[str, Any],
+        schema_version: int = SNAPSHOT_SCHEMA_VERSION,
+    ) -> BankAccount:
+        state = SNAPSHOT_UPCASTERS.upcast("BankAccount", schema_version, state)
         return cls(
             account_id=account_id,
             version=version,

@@ -33,6 +33,7 @@ from write_side.store.records import (
     ConcurrencyError,
     DuplicateCommand,
     Snapshot,
+    StoredPayload,
 )
 from write_side.store.schema import events, snapshots
 from write_side.store.sqlite_append import append_sqlite
@@ -159,23 +160,27 @@ class EventStore:
             return await find_command(conn, idempotency_key)
 
     async def load_for_replay(
-        self, stream_id: str, snapshot_schema_version: int
-    ) -> tuple[Snapshot | None, list[tuple[str, str]]]:
-        """The stream's current snapshot (if of `snapshot_schema_version`) and the (type, payload
-        JSON) of every event after it, in one round trip: the hot path of every command."""
-        params = {"stream_id": stream_id, "schema_version": snapshot_schema_version}
+        self, stream_id: str, snapshot_schema_versions: tuple[int, int]
+    ) -> tuple[Snapshot | None, list[StoredPayload]]:
+        """The stream's current snapshot (if its schema version is within the inclusive range
+        `snapshot_schema_versions`) and every event after it as stored, in one round trip: the hot
+        path of every command."""
+        oldest, newest = snapshot_schema_versions
+        params = {
+            "stream_id": stream_id,
+            "oldest_schema_version": oldest,
+            "schema_version": newest,
+        }
         async with self._autocommit.connect() as conn:
             rows = (await conn.execute(REPLAY, params)).all()
         snapshot = None
-        tail: list[tuple[str, str]] = []
-        for version, type_name, body, moment in rows:
+        tail: list[StoredPayload] = []
+        for version, type_name, body, moment, schema_version in rows:
             if type_name is None:
                 state = msgspec.json.decode(body)
-                snapshot = Snapshot(
-                    stream_id, version, state, snapshot_schema_version, as_utc(moment)
-                )
+                snapshot = Snapshot(stream_id, version, state, schema_version, as_utc(moment))
             else:
-                tail.append((type_name, body))
+                tail.append(StoredPayload(type_name, body, schema_version))
         return snapshot, tail
 
     # --- snapshots ------------------------------------------------------------------------------

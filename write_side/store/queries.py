@@ -26,12 +26,16 @@ EVENT_COLUMNS = (
 
 
 def _replay_statement() -> sa.CompoundSelect[Any]:
-    """Snapshot row (type NULL) plus every event after it, ordered by version."""
+    """Snapshot row (type NULL; only of a schema version the code can read) plus every event after
+    it, ordered by version."""
     stream_id = sa.bindparam("stream_id", type_=sa.String)
-    schema_version = sa.bindparam("schema_version", type_=sa.SmallInteger)
+    readable = snapshots.c.schema_version.between(
+        sa.bindparam("oldest_schema_version", type_=sa.SmallInteger),
+        sa.bindparam("schema_version", type_=sa.SmallInteger),
+    )
     current = (
         sa.select(snapshots.c.version)
-        .where(snapshots.c.stream_id == stream_id, snapshots.c.schema_version == schema_version)
+        .where(snapshots.c.stream_id == stream_id, readable)
         .scalar_subquery()
     )
     snapshot_part = sa.select(
@@ -39,12 +43,14 @@ def _replay_statement() -> sa.CompoundSelect[Any]:
         sa.literal(None, sa.String).label("type"),
         sa.cast(snapshots.c.state, sa.Text).label("body"),
         snapshots.c.taken_at,
-    ).where(snapshots.c.stream_id == stream_id, snapshots.c.schema_version == schema_version)
+        snapshots.c.schema_version,
+    ).where(snapshots.c.stream_id == stream_id, readable)
     events_part = sa.select(
         events.c.version,
         events.c.type,
         sa.cast(events.c.payload, sa.Text).label("body"),
         events.c.recorded_at,
+        events.c.schema_version,
     ).where(events.c.stream_id == stream_id, events.c.version > sa.func.coalesce(current, 0))
     return sa.union_all(snapshot_part, events_part).order_by(sa.text("version"))
 

@@ -26,6 +26,15 @@ class CommandRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredPayload:
+    """An event of a replay as stored: its type, its payload's JSON text and its schema version."""
+
+    type: str
+    payload_json: str
+    schema_version: int
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     stream_id: str
     version: int

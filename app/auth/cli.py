@@ -17,7 +17,14 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from redis.exceptions import RedisError
 
-from app.auth.key_store import ApiKeyInfo, DuplicateKeyName, create_key, list_keys, revoke_key
+from app.auth.key_store import (
+    ApiKeyInfo,
+    DuplicateKeyName,
+    create_key,
+    key_changes,
+    list_keys,
+    revoke_key,
+)
 from app.auth.mirror import mirror_api_keys
 from app.auth.tokens import SCOPES, scopes_to_text
 from app.operational import explain_operational_errors, load_settings
@@ -50,7 +57,7 @@ def create(name: str, scopes: tuple[str, ...]) -> None:
         )
     settings = load_settings()
     with _explained("create the API key"), _store(settings) as engine:
-        with engine.begin() as conn:
+        with key_changes(engine) as conn:
             try:
                 token = create_key(conn, name, scopes)
             except DuplicateKeyName as exc:
@@ -89,7 +96,7 @@ def revoke(name: str) -> None:
     """Revoke the live key called NAME (the write API stops accepting it within seconds)."""
     settings = load_settings()
     with _explained("revoke the API key"), _store(settings) as engine:
-        with engine.begin() as conn:
+        with key_changes(engine) as conn:
             if not revoke_key(conn, name):
                 raise click.ClickException(f"no live API key is named {name!r}")
         mirror_problem = _refresh_mirror(settings, engine)

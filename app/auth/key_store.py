@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -49,6 +50,16 @@ class ApiKeyInfo:
     scopes: frozenset[str]
     created_at: dt.datetime
     revoked_at: dt.datetime | None
+
+
+def key_changes(engine: sa.Engine) -> AbstractContextManager[sa.Connection]:
+    """The transaction that creates or revokes keys.
+
+    On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`) and so waits for it (busy
+    timeout): a deferred transaction that reads first fails at once with "database is locked" when
+    its read has to be upgraded to a write while commands are being appended.
+    """
+    return engine.execution_options(sqlite_begin="IMMEDIATE").begin()
 
 
 def _now() -> dt.datetime:

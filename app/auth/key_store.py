@@ -90,14 +90,15 @@ def create_key(conn: sa.Connection, name: str, scopes: Iterable[str]) -> str:
     return token
 
 
-def revoke_key(conn: sa.Connection, name: str) -> bool:
-    """Revoke the live key called `name`; False when there is none."""
-    result = conn.execute(
+def revoke_key(conn: sa.Connection, name: str) -> str | None:
+    """Revoke the live key called `name`; returns its token hash, or None when there is none."""
+    revoked = conn.execute(
         api_keys.update()
         .where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
         .values(revoked_at=_now())
+        .returning(api_keys.c.token_hash)
     )
-    return bool(result.rowcount)
+    return revoked.scalar_one_or_none()
 
 
 def list_keys(conn: sa.Connection) -> list[ApiKeyInfo]:

@@ -106,7 +106,7 @@ def _serving(url: str) -> bool:
         return False
 
 
-def _mirror_keys_now(settings: Settings, redis_url: str) -> None:
+def mirror_keys_now(settings: Settings, redis_url: str) -> None:
     """Put the keys (the local one included) into the Redis mirror before the banner shows them,
     instead of leaving it to the worker's first sweep."""
     try:
@@ -134,7 +134,7 @@ def run_stack(ports: StackPorts, data_dir: Path, settings: Settings, token: str 
     with ExitStack() as stack:
         redis_url = _resolve_redis(stack, data_dir)
         if token is not None:
-            _mirror_keys_now(settings, redis_url)
+            mirror_keys_now(settings, redis_url)
         env = dict(os.environ, REDIS_URL=redis_url)
         host, wp, qp = ports.host, str(ports.write_port), str(ports.query_port)
         commands = [

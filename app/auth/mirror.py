@@ -45,15 +45,38 @@ def write_mirror(pipe: Pipeline, prefix: str, keys: dict[str, frozenset[str]]) -
     pipe.hset(mirror_key(prefix), mapping=mapping)
 
 
+class MirrorRewrite:
+    """One rewrite in two steps (a context manager): `read()` WATCHes the mirror, then reads SQL;
+    `write()` replaces the mirror with what was read, or raises WatchError if another rewrite
+    landed in between."""
+
+    def __init__(self, client: redis.Redis, engine: sa.Engine, prefix: str) -> None:
+        self._pipe = client.pipeline(transaction=True)
+        self._engine = engine
+        self._prefix = prefix
+        self.keys: dict[str, frozenset[str]] = {}
+
+    def read(self) -> None:
+        self._pipe.watch(mirror_key(self._prefix))  # type: ignore[no-untyped-call]  # untyped
+        with self._engine.connect() as conn:
+            self.keys = live_key_scopes(conn)
+
+    def write(self) -> int:
+        write_mirror(self._pipe, self._prefix, self.keys)
+        self._pipe.execute()
+        return len(self.keys)
+
+    def __enter__(self) -> MirrorRewrite:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._pipe.reset()  # unwatches and gives the connection back to the pool
+
+
 def _rewrite(client: redis.Redis, engine: sa.Engine, prefix: str) -> int:
-    """One WATCHed rewrite; raises WatchError when another rewrite landed after the SQL read."""
-    with client.pipeline(transaction=True) as pipe:
-        pipe.watch(mirror_key(prefix))  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-        with engine.connect() as conn:
-            keys = live_key_scopes(conn)
-        write_mirror(pipe, prefix, keys)
-        pipe.execute()
-    return len(keys)
+    with MirrorRewrite(client, engine, prefix) as rewrite:
+        rewrite.read()
+        return rewrite.write()
 
 
 def mirror_api_keys(

@@ -16,8 +16,10 @@ import pytest
 import redis
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
+from redis.exceptions import WatchError
 
 from app.auth.cli import apikey
+from app.auth.mirror import MirrorRewrite
 from app.auth.mirror_layout import BUILT_MARKER, mirror_key
 from app.auth.tokens import hash_token, looks_like_token
 from app.events import MoneyDeposited, NewEvent
@@ -233,3 +235,39 @@ def test_create_and_revoke_on_sqlite_wait_for_a_busy_writer_instead_of_failing_l
     finally:
         writer.stopped.set()
         writer.join(timeout=10)
+
+
+def test_a_sweep_that_read_the_keys_before_a_revoke_cannot_write_them_back(
+    bank: click.Group, env: dict[str, str]
+) -> None:
+    token = run(bank, env, "create", "--name", "leaky", "--scope", "read").stdout.splitlines()[-1]
+    engine = create_sync_store_engine(env["DATABASE_URL"])
+    try:
+        with (
+            redis.Redis.from_url(env["REDIS_URL"]) as client,
+            MirrorRewrite(client, engine, env["REDIS_PREFIX"]) as stale_sweep,
+        ):
+            stale_sweep.read()
+            assert hash_token(token) in stale_sweep.keys
+
+            assert run(bank, env, "revoke", "leaky").exit_code == 0
+
+            with pytest.raises(WatchError):
+                stale_sweep.write()
+    finally:
+        engine.dispose()
+    assert hash_token(token) not in mirror(env["REDIS_URL"], env["REDIS_PREFIX"])
+
+
+def test_revoke_with_redis_down_revokes_in_sql_and_says_how_long_the_apis_may_still_accept_it(
+    bank: click.Group, env: dict[str, str]
+) -> None:
+    assert run(bank, env, "create", "--name", "k", "--scope", "read").exit_code == 0
+
+    result = run(bank, {**env, "REDIS_URL": "redis://127.0.0.1:1/0"}, "revoke", "k")
+
+    assert result.exit_code == 1
+    assert "revoked 'k' in the database, but the Redis mirror could not be updated" in result.output
+    assert "the write API for up to 5 s" in result.output
+    assert "Traceback" not in result.output
+    assert stored_rows(env["DATABASE_URL"])[0]["revoked_at"] is not None

@@ -77,9 +77,10 @@ class RevocationListener:
                 delay = RETRY_S
                 await self._relay(pubsub, forget)
             except (RedisError, OSError) as exc:
-                log.warning(
-                    "lost the API-key revocation feed (%s); the cache TTL bounds a revoke", exc
-                )
+                if pubsub is not None:  # once per outage: failed resubscriptions stay quiet
+                    log.warning(
+                        "lost the API-key revocation feed (%s); the cache TTL bounds a revoke", exc
+                    )
             finally:
                 if pubsub is not None:
                     await _close(pubsub)

@@ -102,7 +102,7 @@ def up(host: str, write_port: int, query_port: int) -> None:
         token = ensure_local_key(settings, LOCAL_KEY_FILE) if settings.auth_enabled else None
     click.echo(f"event store: {_redacted(settings.database_url)}")
     try:
-        code = run_stack(StackPorts(host, write_port, query_port), Path("var"), token)
+        code = run_stack(StackPorts(host, write_port, query_port), Path("var"), settings, token)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     raise SystemExit(code)

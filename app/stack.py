@@ -1,7 +1,8 @@
 """`bank up`: the whole service on one machine, as three child processes under one supervisor.
 
-Migrates first, then starts the write API, the query API and a projection worker; stops all three
-on Ctrl-C or SIGTERM, and stops the rest if one of them dies.
+Migrates first, then writes the API keys into the Redis mirror, starts the write API, the query API
+and a projection worker, and prints the banner (the local key and example commands) once both APIs
+serve; stops all three on Ctrl-C or SIGTERM, and stops the rest if one of them dies.
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 
 import click
+from redis.exceptions import RedisError
 
+from app.auth.mirror import mirror_api_keys
 from app.embedded_redis import LOCAL_REDIS_URL, EmbeddedRedis, local_redis_answers
+from app.settings import Settings
 
 STOP_GRACE_S = 10.0
 LOCAL_KEY_FILE = Path("var") / "local-api-key"
@@ -89,8 +95,35 @@ def _print_banner(ports: StackPorts, token: str | None) -> None:
     click.echo("Ctrl-C stops everything.")
 
 
-def run_stack(ports: StackPorts, data_dir: Path, token: str | None) -> int:
-    """Run until a signal or a child's death; returns the exit code for the CLI."""
+def _serving(url: str) -> bool:
+    """Whether the API at `url` answers HTTP at all (it has finished starting up)."""
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=1):  # noqa: S310 (our own http URL)
+            return True
+    except urllib.error.HTTPError:
+        return True  # a 503 from /health is still an API that serves
+    except OSError:  # URLError, refused, timed out
+        return False
+
+
+def mirror_keys_now(settings: Settings, redis_url: str) -> None:
+    """Put the keys (the local one included) into the Redis mirror before the banner shows them,
+    instead of leaving it to the worker's first sweep."""
+    try:
+        mirror_api_keys(replace(settings, redis_url=redis_url))
+    except (RedisError, OSError) as exc:
+        click.echo(
+            f"warning: the API-key mirror could not be written ({exc}); "
+            "the query API accepts the key after the worker's first sweep",
+            err=True,
+        )
+
+
+def run_stack(ports: StackPorts, data_dir: Path, settings: Settings, token: str | None) -> int:
+    """Run until a signal or a child's death; returns the exit code for the CLI.
+
+    The banner waits until both APIs serve, so the commands it prints work as soon as they show.
+    """
     stopping = False
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -99,7 +132,10 @@ def run_stack(ports: StackPorts, data_dir: Path, token: str | None) -> int:
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     with ExitStack() as stack:
-        env = dict(os.environ, REDIS_URL=_resolve_redis(stack, data_dir))
+        redis_url = _resolve_redis(stack, data_dir)
+        if token is not None:
+            mirror_keys_now(settings, redis_url)
+        env = dict(os.environ, REDIS_URL=redis_url)
         host, wp, qp = ports.host, str(ports.write_port), str(ports.query_port)
         commands = [
             _bank_command("write-api", "--host", host, "--port", wp),
@@ -108,7 +144,8 @@ def run_stack(ports: StackPorts, data_dir: Path, token: str | None) -> int:
         ]
         children = [subprocess.Popen(cmd, env=env) for cmd in commands]
         stack.callback(_stop, children)
-        _print_banner(ports, token)
+        apis = [f"http://{host}:{port}" for port in (wp, qp)]
+        banner_shown = False
         while not stopping:
             dead = [child for child in children if child.poll() is not None]
             if dead:
@@ -116,7 +153,10 @@ def run_stack(ports: StackPorts, data_dir: Path, token: str | None) -> int:
                     f"a process stopped (exit {dead[0].returncode}); stopping the rest", err=True
                 )
                 return 1
-            time.sleep(0.2)
+            if not banner_shown and all(_serving(api) for api in apis):
+                _print_banner(ports, token)
+                banner_shown = True
+            time.sleep(0.05 if not banner_shown else 0.2)
         click.echo("stopping…")
     click.echo("stopped")
     for sig, handler in previous.items():

@@ -4,7 +4,8 @@ Integration surface (each module is small and imports nothing heavy at import ti
 
 - `app.auth.middleware.BearerAuth`: the Litestar plugin (middleware, OpenAPI scheme, errors).
 - `app.auth.guards.requires`: the guard factory for route handlers and routers.
-- `app.auth.sql_resolver.SqlKeyResolver` (write API: SQL plus a 5 s cache).
+- `app.auth.sql_resolver.SqlKeyResolver` (write API: SQL plus a 5 s cache, emptied on revoke).
+- `app.auth.revocations`: revokes announced over Redis pub/sub to the write APIs' caches.
 - `app.auth.redis_resolver.RedisKeyResolver` (query API: the Redis mirror, never SQL).
 - `app.auth.mirror.mirror_api_keys`: rebuilds the Redis mirror from SQL (worker sweep).
 - `app.auth.local_key.ensure_local_key`: the key `bank up` prints.

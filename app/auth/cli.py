@@ -1,8 +1,11 @@
 """`bank apikey create|list|revoke`: manage the API keys in SQL and refresh the Redis mirror.
 
 The token is printed once, alone on the last line, so scripts can take it with `tail -n 1`.
-A key's SQL row is the truth; when Redis cannot be updated the command says so (the worker's sweep
-rebuilds the mirror) instead of failing after the key already exists.
+A key's SQL row is the truth. Each change also rewrites the Redis mirror the query API reads, and a
+revoke is announced to the write APIs' caches (`app.auth.revocations`), so both APIs follow at once.
+When Redis cannot be updated the command says so: `create` still prints the token (the worker's
+sweep mirrors it), `revoke` exits non-zero (the key is revoked in SQL; the sweep and the write API's
+cache TTL bound how long it still works).
 """
 
 from __future__ import annotations
@@ -17,8 +20,17 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from redis.exceptions import RedisError
 
-from app.auth.key_store import ApiKeyInfo, DuplicateKeyName, create_key, list_keys, revoke_key
-from app.auth.mirror import mirror_api_keys
+from app.auth.key_store import (
+    ApiKeyInfo,
+    DuplicateKeyName,
+    create_key,
+    key_changes,
+    list_keys,
+    revoke_key,
+)
+from app.auth.mirror import mirror_api_keys, mirror_client
+from app.auth.revocations import announce_revocation
+from app.auth.sql_resolver import DEFAULT_TTL_S
 from app.auth.tokens import SCOPES, scopes_to_text
 from app.operational import explain_operational_errors, load_settings
 from app.settings import Settings
@@ -50,7 +62,7 @@ def create(name: str, scopes: tuple[str, ...]) -> None:
         )
     settings = load_settings()
     with _explained("create the API key"), _store(settings) as engine:
-        with engine.begin() as conn:
+        with key_changes(engine) as conn:
             try:
                 token = create_key(conn, name, scopes)
             except DuplicateKeyName as exc:
@@ -86,17 +98,19 @@ def list_() -> None:
 @apikey.command()
 @click.argument("name")
 def revoke(name: str) -> None:
-    """Revoke the live key called NAME (the write API stops accepting it within seconds)."""
+    """Revoke the live key called NAME: both APIs refuse it at once."""
     settings = load_settings()
     with _explained("revoke the API key"), _store(settings) as engine:
-        with engine.begin() as conn:
-            if not revoke_key(conn, name):
+        with key_changes(engine) as conn:
+            token_hash = revoke_key(conn, name)
+            if token_hash is None:
                 raise click.ClickException(f"no live API key is named {name!r}")
-        mirror_problem = _refresh_mirror(settings, engine)
-    if mirror_problem:
+        redis_problem = _refresh_mirror(settings, engine, revoked=token_hash)
+    if redis_problem:
         raise click.ClickException(
-            f"revoked {name!r} in the database, but {mirror_problem}: the query API accepts it "
-            "until the worker's sweep rebuilds the mirror"
+            f"revoked {name!r} in the database, but {redis_problem}: the query API accepts it "
+            "until the worker's sweep rebuilds the mirror, the write API for up to "
+            f"{DEFAULT_TTL_S:g} s (its cache)"
         )
     click.echo(f"revoked API key {name!r}")
 
@@ -112,10 +126,18 @@ def _utc(moment: dt.datetime) -> str:
     return aware.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _refresh_mirror(settings: Settings, engine: sa.Engine) -> str | None:
-    """None on success, else what went wrong (the SQL change has already committed)."""
+def _refresh_mirror(
+    settings: Settings, engine: sa.Engine, *, revoked: str | None = None
+) -> str | None:
+    """Rewrite the mirror and announce a revoked key's hash to the write APIs.
+
+    None on success, else what went wrong (the SQL change has already committed).
+    """
     try:
-        mirror_api_keys(settings, engine=engine)
+        with mirror_client(settings.redis_url) as client:
+            mirror_api_keys(settings, engine=engine, client=client)
+            if revoked is not None:
+                announce_revocation(client, settings.redis_prefix, revoked)
     except (RedisError, OSError) as exc:
         return f"the Redis mirror could not be updated ({exc})"
     return None

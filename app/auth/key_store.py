@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -51,6 +52,16 @@ class ApiKeyInfo:
     revoked_at: dt.datetime | None
 
 
+def key_changes(engine: sa.Engine) -> AbstractContextManager[sa.Connection]:
+    """The transaction that creates or revokes keys.
+
+    On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`) and so waits for it (busy
+    timeout): a deferred transaction that reads first fails at once with "database is locked" when
+    its read has to be upgraded to a write while commands are being appended.
+    """
+    return engine.execution_options(sqlite_begin="IMMEDIATE").begin()
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -79,14 +90,15 @@ def create_key(conn: sa.Connection, name: str, scopes: Iterable[str]) -> str:
     return token
 
 
-def revoke_key(conn: sa.Connection, name: str) -> bool:
-    """Revoke the live key called `name`; False when there is none."""
-    result = conn.execute(
+def revoke_key(conn: sa.Connection, name: str) -> str | None:
+    """Revoke the live key called `name`; returns its token hash, or None when there is none."""
+    revoked = conn.execute(
         api_keys.update()
         .where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
         .values(revoked_at=_now())
+        .returning(api_keys.c.token_hash)
     )
-    return bool(result.rowcount)
+    return revoked.scalar_one_or_none()
 
 
 def list_keys(conn: sa.Connection) -> list[ApiKeyInfo]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from app.auth.key_store import create_key, live_key_scopes, revoke_key
+from app.auth.key_store import create_key, key_changes, live_key_scopes, revoke_key
 from app.auth.tokens import ADMIN, READ, WRITE, hash_token, looks_like_token
 from app.settings import Settings
 from write_side.store.database import create_sync_store_engine
@@ -25,7 +25,7 @@ def ensure_local_key(settings: Settings, key_file: Path) -> str:
     saved = _read_token(key_file)
     engine = create_sync_store_engine(settings.database_url)
     try:
-        with engine.begin() as conn:
+        with key_changes(engine) as conn:
             if saved is not None and hash_token(saved) in live_key_scopes(conn):
                 return saved
             token = _replace_local_key(conn)

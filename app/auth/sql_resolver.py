@@ -1,7 +1,9 @@
 """The write API's key check: the `api_keys` table, behind a short in-process cache.
 
 The cache keeps a found key for `ttl_s` seconds (5 by default), so a busy API asks the database
-about each key a few times a minute; the price is that a revoke takes up to `ttl_s` to bite.
+about each key a few times a minute. A revoke still bites at once: `bank apikey revoke` announces
+it over Redis and the `RevocationListener` drops the key from the cache. Only while that feed is
+down (Redis unreachable) can a revoked key live on, for at most `ttl_s`.
 Unknown tokens are not cached: a key created a moment ago works at once.
 """
 
@@ -15,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth.key_store import load_live_scopes
 from app.auth.resolver import KeyStoreUnavailable
+from app.auth.revocations import RevocationListener
 from app.settings import Settings
 from write_side.store.database import create_async_store_engine
 
@@ -37,22 +40,30 @@ class SqlKeyResolver:
         *,
         ttl_s: float = DEFAULT_TTL_S,
         clock: Callable[[], float] = time.monotonic,
+        revocations: RevocationListener | None = None,
     ) -> None:
         self._database_url = database_url
         self._ttl_s = ttl_s
         self._clock = clock
+        self._revocations = revocations
         self._engine: AsyncEngine | None = None
         self._cache: dict[str, tuple[frozenset[str], float]] = {}
+        self._forgotten = 0  # counts forget calls, so a read that straddles one is not cached
 
     @classmethod
     def from_settings(cls, settings: Settings, *, ttl_s: float = DEFAULT_TTL_S) -> SqlKeyResolver:
-        return cls(settings.database_url, ttl_s=ttl_s)
+        revocations = RevocationListener(settings.redis_url, settings.redis_prefix)
+        return cls(settings.database_url, ttl_s=ttl_s, revocations=revocations)
 
     async def open(self) -> None:
         # Its own small pool: auth keeps working however busy the command path's pool is.
         self._engine = create_async_store_engine(self._database_url, pool_size=POOL_SIZE)
+        if self._revocations is not None:
+            await self._revocations.start(self.forget, self.forget_all)
 
     async def close(self) -> None:
+        if self._revocations is not None:
+            await self._revocations.stop()
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -62,14 +73,27 @@ class SqlKeyResolver:
         cached = self._cache.get(token_hash)
         if cached is not None and cached[1] > now:
             return cached[0]
+        forgotten_before = self._forgotten
         scopes = await self._load(token_hash)
         if scopes is None:
             self._cache.pop(token_hash, None)
             return None
+        if self._forgotten != forgotten_before:
+            return scopes  # a revoke was heard during the read, which may predate it: don't cache
         if len(self._cache) >= MAX_CACHED_KEYS:
             self._cache.clear()
         self._cache[token_hash] = (scopes, now + self._ttl_s)
         return scopes
+
+    def forget(self, token_hash: str) -> None:
+        """Drop one key from the cache (it was revoked): its next request asks the database."""
+        self._forgotten += 1
+        self._cache.pop(token_hash, None)
+
+    def forget_all(self) -> None:
+        """Empty the cache (revocations may have been missed while the feed was down)."""
+        self._forgotten += 1
+        self._cache.clear()
 
     async def _load(self, token_hash: str) -> frozenset[str] | None:
         if self._engine is None:

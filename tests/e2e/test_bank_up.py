@@ -14,12 +14,13 @@ import pytest
 
 from tests.support import BANK, free_port, wait_until
 
+BANNER_END = "Ctrl-C stops everything."
 
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
+
+def _printed_token(log: str) -> str:
+    exports = [line.split("=", 1)[1] for line in log.splitlines() if "export BANK_TOKEN=" in line]
+    assert exports, f"no token in the banner: {log[-2000:]}"
+    return exports[-1].strip()
 
 
 class Stack:
@@ -27,6 +28,7 @@ class Stack:
         self.write_url = f"http://127.0.0.1:{free_port()}"
         self.query_url = f"http://127.0.0.1:{free_port()}"
         self.log = workdir / "bank-up.log"
+        self.log_start = self.log.stat().st_size if self.log.exists() else 0  # a restart appends
         args = [
             *BANK,
             "up",
@@ -39,14 +41,20 @@ class Stack:
             self.process = subprocess.Popen(
                 args, cwd=workdir, env=env, stdout=out, stderr=out, start_new_session=True
             )
+        # What a newcomer does: wait for the banner, then paste what it printed.
         wait_until(
-            lambda: _healthy(self.write_url) and _healthy(self.query_url),
+            lambda: BANNER_END in self.output(),
             timeout=60,
-            what=f"both APIs of `bank up` to answer /health (log: {self.log.read_text()[-2000:]})",
+            what=f"the banner of `bank up` (log: {self.log.read_text()[-2000:]})",
         )
+        self.token = _printed_token(self.output())
+        self.headers = {"Authorization": f"Bearer {self.token}"}
 
-        token = (workdir / "var" / "local-api-key").read_text().strip()
-        self.headers = {"Authorization": f"Bearer {token}"}
+    def output(self) -> str:
+        """What this run of `bank up` has printed so far."""
+        with self.log.open("rb") as log:
+            log.seek(self.log_start)
+            return log.read().decode(errors="replace")
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
@@ -154,3 +162,24 @@ def test_bank_up_without_redis_starts_an_embedded_one_and_keeps_data_across_rest
         assert second.stop() == 0
     finally:
         second.kill()
+
+
+def test_the_key_bank_up_prints_works_on_both_apis_the_moment_it_is_printed(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    stack = Stack(tmp_path, _env(REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix))
+    try:
+        # The first request of each, no retry: the banner comes once both APIs serve, with the
+        # key already in the query API's Redis mirror (not one worker sweep later).
+        query = httpx.get(f"{stack.query_url}/accounts/alice/balance", headers=stack.headers)
+        assert query.status_code == 404, query.text  # known key, unknown account
+        write = httpx.post(
+            f"{stack.write_url}/accounts",
+            json={"owner": "Alice", "account_id": "alice"},
+            headers=stack.headers,
+        )
+        assert write.status_code == 201, write.text
+        assert stack.token == (tmp_path / "var" / "local-api-key").read_text().strip()
+        assert stack.stop() == 0
+    finally:
+        stack.kill()

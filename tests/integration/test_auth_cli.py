@@ -3,8 +3,12 @@ the token is printed once, only its hash is stored, and the Redis mirror follows
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
+import threading
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -12,12 +16,17 @@ import pytest
 import redis
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
+from redis.exceptions import WatchError
 
 from app.auth.cli import apikey
+from app.auth.mirror import MirrorRewrite
 from app.auth.mirror_layout import BUILT_MARKER, mirror_key
 from app.auth.tokens import hash_token, looks_like_token
+from app.events import MoneyDeposited, NewEvent
 from tests.conftest import create_pg_database, drop_pg_database
-from write_side.store.database import create_sync_store_engine
+from tests.support import wait_until
+from write_side.store.database import create_async_store_engine, create_sync_store_engine
+from write_side.store.event_store import EventStore
 
 
 @pytest.fixture
@@ -181,3 +190,84 @@ def test_an_unreachable_database_is_one_clear_line(bank: click.Group, redis_pref
         "Error: could not create the API key: the database is unreachable"
     )
     assert len(result.output.strip().splitlines()) == 1
+
+
+class BusyWriter(threading.Thread):
+    """Appends commands to the store without pause, as a busy write API does."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__(name="busy-writer", daemon=True)
+        self.database_url = database_url
+        self.appends = 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        asyncio.run(self._append_until_stopped())
+
+    async def _append_until_stopped(self) -> None:
+        engine = create_async_store_engine(self.database_url)
+        store = EventStore(engine)
+        try:
+            for version in itertools.count():
+                if self.stopped.is_set():
+                    return
+                event = MoneyDeposited(amount=Decimal("1.00"))
+                await store.append("busy", [NewEvent.from_domain(event)], version)
+                self.appends += 1
+        finally:
+            await engine.dispose()
+
+
+def test_create_and_revoke_on_sqlite_wait_for_a_busy_writer_instead_of_failing_locked(
+    bank: click.Group, sqlite_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    env = {"DATABASE_URL": sqlite_url, "REDIS_URL": redis_url, "REDIS_PREFIX": redis_prefix}
+    writer = BusyWriter(sqlite_url)
+    writer.start()
+    try:
+        wait_until(lambda: writer.appends > 0, timeout=10, what="the writer to append")
+        for n in range(20):
+            created = run(bank, env, "create", "--name", f"k{n}", "--scope", "read")
+            assert created.exit_code == 0, created.output
+            revoked = run(bank, env, "revoke", f"k{n}")
+            assert revoked.exit_code == 0, revoked.output
+        assert writer.is_alive(), "the writer kept appending throughout"
+    finally:
+        writer.stopped.set()
+        writer.join(timeout=10)
+
+
+def test_a_sweep_that_read_the_keys_before_a_revoke_cannot_write_them_back(
+    bank: click.Group, env: dict[str, str]
+) -> None:
+    token = run(bank, env, "create", "--name", "leaky", "--scope", "read").stdout.splitlines()[-1]
+    engine = create_sync_store_engine(env["DATABASE_URL"])
+    try:
+        with (
+            redis.Redis.from_url(env["REDIS_URL"]) as client,
+            MirrorRewrite(client, engine, env["REDIS_PREFIX"]) as stale_sweep,
+        ):
+            stale_sweep.read()
+            assert hash_token(token) in stale_sweep.keys
+
+            assert run(bank, env, "revoke", "leaky").exit_code == 0
+
+            with pytest.raises(WatchError):
+                stale_sweep.write()
+    finally:
+        engine.dispose()
+    assert hash_token(token) not in mirror(env["REDIS_URL"], env["REDIS_PREFIX"])
+
+
+def test_revoke_with_redis_down_revokes_in_sql_and_says_how_long_the_apis_may_still_accept_it(
+    bank: click.Group, env: dict[str, str]
+) -> None:
+    assert run(bank, env, "create", "--name", "k", "--scope", "read").exit_code == 0
+
+    result = run(bank, {**env, "REDIS_URL": "redis://127.0.0.1:1/0"}, "revoke", "k")
+
+    assert result.exit_code == 1
+    assert "revoked 'k' in the database, but the Redis mirror could not be updated" in result.output
+    assert "the write API for up to 5 s" in result.output
+    assert "Traceback" not in result.output
+    assert stored_rows(env["DATABASE_URL"])[0]["revoked_at"] is not None

@@ -9,8 +9,10 @@ import sqlalchemy as sa
 
 from app.auth.key_store import list_keys, revoke_key
 from app.auth.local_key import LOCAL_KEY_NAME, ensure_local_key
+from app.auth.redis_resolver import RedisKeyResolver
 from app.auth.tokens import hash_token, looks_like_token
 from app.settings import Settings
+from app.stack import mirror_keys_now
 from write_side.store.database import create_sync_store_engine
 
 
@@ -89,3 +91,24 @@ def test_a_lost_key_file_replaces_the_unusable_key_instead_of_keeping_two(
             assert list(live) == [hash_token(second)]
     finally:
         engine.dispose()
+
+
+async def test_bank_up_puts_a_replaced_local_key_in_the_mirror_without_waiting_for_a_sweep(
+    sqlite_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    settings = Settings(database_url=sqlite_url, redis_url=redis_url, redis_prefix=redis_prefix)
+    key_file = tmp_path / "local-api-key"
+    old = ensure_local_key(settings, key_file)
+    mirror_keys_now(settings, redis_url)
+    key_file.unlink()  # lost: the next start replaces the key
+    new = ensure_local_key(settings, key_file)
+
+    mirror_keys_now(settings, redis_url)  # what `bank up` does before it starts any process
+
+    resolver = RedisKeyResolver.from_settings(settings)
+    await resolver.open()
+    try:
+        assert await resolver(hash_token(new)) == frozenset({"write", "read", "admin"})
+        assert await resolver(hash_token(old)) is None
+    finally:
+        await resolver.close()

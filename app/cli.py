@@ -73,8 +73,8 @@ def query_api(host: str, port: int, workers: int) -> None:
 )
 def worker(burst: bool) -> None:
     """Run the RQ projection worker (and its periodic safety sweep)."""
-    from app.logs import configure_logging
     from app.operational import explain_operational_errors
+    from kernel.logs import configure_logging
     from projectors.worker import run_worker
 
     settings = load_settings()
@@ -91,9 +91,9 @@ def up(host: str, write_port: int, query_port: int) -> None:
     """Migrate, then run the write API, the query API and a worker until Ctrl-C."""
     from pathlib import Path
 
-    from app.auth.local_key import ensure_local_key
     from app.operational import explain_operational_errors
     from app.stack import LOCAL_KEY_FILE, StackPorts, run_stack
+    from auth.local_key import ensure_local_key
     from write_side.store.migrate import upgrade_to_head
 
     settings = load_settings()
@@ -145,7 +145,7 @@ def _redacted(url: str) -> str:
 
 
 def _register_groups() -> None:
-    from app.auth.cli import apikey
+    from app.apikey_cli import apikey
     from app.projections_cli import projections
 
     bank.add_command(apikey)

@@ -9,7 +9,7 @@ import click
 import redis
 import sqlalchemy.exc
 
-from app.settings import Settings, SettingsError
+from kernel.settings import Settings, SettingsError
 
 UNDEFINED_TABLE_OR_FUNCTION = {"42P01", "42883"}  # PostgreSQL SQLSTATEs
 

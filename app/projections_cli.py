@@ -9,7 +9,7 @@ import click
 
 from app.operational import explain_operational_errors, load_settings
 from app.progress import Progress
-from app.settings import Settings
+from kernel.settings import Settings
 
 
 @click.group()

@@ -22,9 +22,9 @@ from types import FrameType
 import click
 from redis.exceptions import RedisError
 
-from app.auth.mirror import mirror_api_keys
 from app.embedded_redis import LOCAL_REDIS_URL, EmbeddedRedis, local_redis_answers
-from app.settings import Settings
+from auth.mirror import mirror_api_keys
+from kernel.settings import Settings
 
 STOP_GRACE_S = 10.0
 LOCAL_KEY_FILE = Path("var") / "local-api-key"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import psycopg
 import redis
 
-from app.settings import Settings
 from bench.config import PG_ADMIN_URL, REDIS_URL
+from kernel.settings import Settings
 from write_side.store.migrate import upgrade_to_head
 
 

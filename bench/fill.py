@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app.events import AccountOpened, MoneyDeposited, NewEvent
 from bench.environment import BenchEnv
 from bench.wrk import account_id as load_account_id
+from kernel.events import AccountOpened, MoneyDeposited, NewEvent
 from projectors.catch_up import run_catch_up
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore

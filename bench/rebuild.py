@@ -15,12 +15,12 @@ import time
 
 from redis.asyncio import Redis
 
-from app.read_models import StatementEntry
 from bench.config import BenchConfig
 from bench.environment import BenchEnv
 from bench.fill import fill_accounts
 from bench.profiling import sampled
 from bench.results import Figure, Outcome
+from kernel.read_model_layout import StatementEntry
 from projectors.catch_up import PROJECTIONS, open_context
 from projectors.rebuild import rebuild_projection
 from write_side.demo import run_demo

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
-from app.events import (
+from kernel.events import (
     AccountClosed,
     AccountOpened,
     MoneyDeposited,
@@ -24,8 +24,8 @@ from app.events import (
     RecordedEvent,
     UnknownEventType,
 )
-from app.money import to_cents
-from app.read_models import BALANCES, GenerationKeys, balance_sort_member
+from kernel.money import to_cents
+from kernel.read_model_layout import BALANCES, GenerationKeys, balance_sort_member
 from projectors.projection import read_hashes
 
 logger = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, WatchError
 
-from app.events import RecordedEvent
-from app.read_models import FIRST_GENERATION, ReadModelKeys
-from app.settings import Settings
+from kernel.events import RecordedEvent
+from kernel.read_model_layout import FIRST_GENERATION, ReadModelKeys
+from kernel.settings import Settings
 from projectors.balances import BalancesProjection
 from projectors.head import RAISE_HEAD
 from projectors.projection import Projection

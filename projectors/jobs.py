@@ -15,7 +15,7 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from app.settings import Settings
+from kernel.settings import Settings
 
 JOB_TIMEOUT_S = 300
 RESULT_TTL_S = 60

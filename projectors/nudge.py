@@ -19,8 +19,8 @@ import redis.asyncio
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from app.read_models import ReadModelKeys
-from app.settings import Settings
+from kernel.read_model_layout import ReadModelKeys
+from kernel.settings import Settings
 from projectors.head import RAISE_HEAD_AND_FLAG
 from projectors.jobs import enqueue_catch_up
 

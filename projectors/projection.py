@@ -13,8 +13,8 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from app.events import RecordedEvent
-from app.read_models import GenerationKeys
+from kernel.events import RecordedEvent
+from kernel.read_model_layout import GenerationKeys
 
 
 class Projection(Protocol):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from redis.exceptions import WatchError
 
-from app.settings import Settings
+from kernel.settings import Settings
 from projectors.catch_up import (
     BATCH_SIZE,
     LOCK_TTL_S,

@@ -15,7 +15,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from app.events import (
+from kernel.events import (
     AccountClosed,
     AccountOpened,
     MoneyDeposited,
@@ -23,8 +23,8 @@ from app.events import (
     RecordedEvent,
     UnknownEventType,
 )
-from app.money import format_money, from_cents, to_cents
-from app.read_models import STATEMENTS, GenerationKeys, StatementEntry
+from kernel.money import format_money, from_cents, to_cents
+from kernel.read_model_layout import STATEMENTS, GenerationKeys, StatementEntry
 from projectors.projection import read_hashes
 
 logger = logging.getLogger(__name__)

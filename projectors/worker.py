@@ -30,8 +30,8 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from app.auth.mirror import mirror_api_keys
-from app.settings import Settings
+from auth.mirror import mirror_api_keys
+from kernel.settings import Settings
 from projectors.catch_up import run_catch_up
 from projectors.jobs import enqueue_catch_up, projection_queue
 from write_side.store.database import create_sync_store_engine

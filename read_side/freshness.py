@@ -15,7 +15,7 @@ import contextlib
 from redis.exceptions import RedisError
 
 from read_side.errors import ProjectionBehind
-from read_side.read_models import ReadModelReader
+from read_side.readers import ReadModelReader
 
 POLL_S = 0.002
 

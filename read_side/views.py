@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from app.read_models import StatementEntry
+from kernel.read_model_layout import StatementEntry
 
 
 class Balance(msgspec.Struct, frozen=True):

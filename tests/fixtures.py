@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis
 
-from app.settings import Settings
+from kernel.settings import Settings
 from tests.support import (
     env_for,
     free_port,

@@ -26,7 +26,7 @@ import msgspec
 import pytest
 import redis
 
-from app.events import (
+from kernel.events import (
     AccountClosed,
     AccountOpened,
     DomainEvent,
@@ -34,8 +34,8 @@ from app.events import (
     MoneyWithdrawn,
     NewEvent,
 )
-from app.read_models import BALANCES, STATEMENTS, ReadModelKeys
-from app.settings import Settings
+from kernel.read_model_layout import BALANCES, STATEMENTS, ReadModelKeys
+from kernel.settings import Settings
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
 

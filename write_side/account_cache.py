@@ -13,7 +13,7 @@ import dataclasses
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from app.events import DomainEvent
+from kernel.events import DomainEvent
 from write_side.domain.account import BankAccount
 from write_side.repository import AccountRepository, LoadedAccount
 from write_side.store.records import AppendResult, CommandRecord

@@ -21,8 +21,8 @@ from typing import Protocol
 
 import msgspec
 
-from app.events import DomainEvent
-from app.money import ZERO
+from kernel.events import DomainEvent
+from kernel.money import ZERO
 from write_side.commands import Command, OpenAccount
 from write_side.domain.account import BankAccount
 from write_side.domain.errors import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app.money import InvalidAmount, parse_amount
+from kernel.money import InvalidAmount, parse_amount
 from write_side.domain.errors import InvalidCommand
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app.settings import Settings
+from kernel.settings import Settings
 from write_side.account_cache import CachedAccounts
 from write_side.command_bus import CommandBus
 from write_side.commands import Deposit, OpenAccount, Withdraw

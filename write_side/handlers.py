@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from app.events import DomainEvent
+from kernel.events import DomainEvent
 from write_side.commands import CloseAccount, Command, Deposit, OpenAccount, Withdraw
 from write_side.domain.account import BankAccount
 

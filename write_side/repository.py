@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy.exc
 
-from app.events import DomainEvent, NewEvent, event_from_json
+from kernel.events import DomainEvent, NewEvent, event_from_json
 from write_side.domain.account import SNAPSHOT_SCHEMA_VERSION, SNAPSHOT_UPCASTERS, BankAccount
 from write_side.store.event_store import EventStore
 from write_side.store.records import AppendResult, CommandRecord, Snapshot

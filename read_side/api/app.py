@@ -17,14 +17,14 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from app.auth.middleware import BearerAuth
-from app.auth.redis_resolver import RedisKeyResolver
-from app.logs import configure_logging
-from app.settings import Settings
+from auth.middleware import BearerAuth
+from auth.redis_resolver import RedisKeyResolver
+from kernel.logs import configure_logging
+from kernel.settings import Settings
 from read_side.api.errors import EXCEPTION_HANDLERS
 from read_side.api.routes import ROUTES
 from read_side.freshness import CheckpointWatcher
-from read_side.read_models import ReadModelReader
+from read_side.readers import ReadModelReader
 
 SOCKET_TIMEOUT_S = 2.0
 MAX_REDIS_CONNECTIONS = 64

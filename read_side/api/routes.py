@@ -10,11 +10,11 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 
-from app.auth.guards import requires
-from app.read_models import BALANCES, STATEMENTS
+from auth.guards import requires
+from kernel.read_model_layout import BALANCES, STATEMENTS
 from read_side.api.errors import ErrorBody
 from read_side.freshness import CheckpointWatcher
-from read_side.read_models import ReadModelReader, SortKey, SortOrder
+from read_side.readers import ReadModelReader, SortKey, SortOrder
 from read_side.views import AccountsPage, Balance, ProjectionStatus, Statement, Summary
 
 Reader = NamedDependency[ReadModelReader]

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.settings import Settings
+from kernel.settings import Settings
 from tests.support import (
     BANK,
     env_for,

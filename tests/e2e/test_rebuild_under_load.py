@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from app.settings import Settings
+from kernel.settings import Settings
 from tests.support import BANK, env_for, projected, replay, wait_until, write_traffic
 
 pytest_plugins = ["tests.fixtures"]  # settings, rdb, services

@@ -19,8 +19,8 @@ import httpx
 import psycopg
 import redis
 
-from app.read_models import PROJECTION_NAMES
-from app.settings import Settings
+from kernel.read_model_layout import PROJECTION_NAMES
+from kernel.settings import Settings
 from tests.support import (
     BANK,
     checkpoints,

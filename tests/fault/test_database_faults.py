@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import redis
 
-from app.settings import Settings
+from kernel.settings import Settings
 from tests.fault.support import (
     DepositLoad,
     assert_each_acknowledged_command_stored_once,

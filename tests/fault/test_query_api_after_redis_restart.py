@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app.auth.key_store import create_key
-from app.auth.mirror import mirror_api_keys
+from auth.key_store import create_key
+from auth.mirror import mirror_api_keys
 from read_side.api.app import create_query_app
 from tests.fault.support import PrivateRedis
 from tests.support import read_side_settings

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from app.read_models import BALANCES, PROJECTION_NAMES, STATEMENTS, ReadModelKeys
-from app.settings import Settings
+from kernel.read_model_layout import BALANCES, PROJECTION_NAMES, STATEMENTS, ReadModelKeys
+from kernel.settings import Settings
 from projectors.catch_up import run_catch_up
 from tests.fault.support import assert_projections_equal_a_replay, bank, kill, wait_for_projections
 from tests.support import (

@@ -16,9 +16,9 @@ import httpx
 import pytest
 import redis
 
-from app.auth.key_store import create_key
-from app.read_models import BALANCES, FIRST_GENERATION, ReadModelKeys
-from app.settings import Settings
+from auth.key_store import create_key
+from kernel.read_model_layout import BALANCES, FIRST_GENERATION, ReadModelKeys
+from kernel.settings import Settings
 from tests.fault.support import (
     DepositLoad,
     PrivateRedis,

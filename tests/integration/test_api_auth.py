@@ -9,9 +9,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from app.auth.key_store import create_key
-from app.auth.mirror import mirror_api_keys
-from app.settings import Settings
+from auth.key_store import create_key
+from auth.mirror import mirror_api_keys
+from kernel.settings import Settings
 from read_side.api.app import create_query_app
 from tests.integration.write_api_client import write_api
 from tests.support import read_side_settings

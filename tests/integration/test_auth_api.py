@@ -14,17 +14,17 @@ from litestar import Litestar, get, post
 from litestar.openapi import OpenAPIConfig
 from litestar.testing import AsyncTestClient
 
-from app.auth.config import AuthSettingError
-from app.auth.guards import requires
-from app.auth.key_store import create_key, revoke_key
-from app.auth.middleware import BearerAuth
-from app.auth.mirror import mirror_api_keys
-from app.auth.mirror_layout import mirror_key
-from app.auth.redis_resolver import RedisKeyResolver
-from app.auth.resolver import KeyResolver
-from app.auth.sql_resolver import SqlKeyResolver
-from app.auth.tokens import ADMIN, READ, WRITE, new_token
-from app.settings import Settings
+from auth.config import AuthSettingError
+from auth.guards import requires
+from auth.key_store import create_key, revoke_key
+from auth.middleware import BearerAuth
+from auth.mirror import mirror_api_keys
+from auth.mirror_layout import mirror_key
+from auth.redis_resolver import RedisKeyResolver
+from auth.resolver import KeyResolver
+from auth.sql_resolver import SqlKeyResolver
+from auth.tokens import ADMIN, READ, WRITE, new_token
+from kernel.settings import Settings
 from write_side.api.errors import EXCEPTION_HANDLERS
 from write_side.store.database import create_sync_store_engine
 
@@ -247,13 +247,13 @@ async def test_bank_auth_off_lets_every_request_through_and_warns_at_startup(
     monkeypatch.setenv("BANK_AUTH", "off")
     resolver = RedisKeyResolver("redis://127.0.0.1:1/0", "never-opened")
     warnings = RecordedWarnings()
-    logging.getLogger("app.auth.middleware").addHandler(warnings)
+    logging.getLogger("auth.middleware").addHandler(warnings)
     try:
         async with AsyncTestClient(app=build_app(resolver)) as client:
             assert (await client.post("/accounts")).status_code == 201
             assert (await client.get("/projections")).status_code == 200
     finally:
-        logging.getLogger("app.auth.middleware").removeHandler(warnings)
+        logging.getLogger("auth.middleware").removeHandler(warnings)
 
     assert any("authentication is OFF" in message for message in warnings.messages)
 

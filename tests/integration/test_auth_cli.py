@@ -18,11 +18,11 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from redis.exceptions import WatchError
 
-from app.auth.cli import apikey
-from app.auth.mirror import MirrorRewrite
-from app.auth.mirror_layout import BUILT_MARKER, mirror_key
-from app.auth.tokens import hash_token, looks_like_token
-from app.events import MoneyDeposited, NewEvent
+from app.apikey_cli import apikey
+from auth.mirror import MirrorRewrite
+from auth.mirror_layout import BUILT_MARKER, mirror_key
+from auth.tokens import hash_token, looks_like_token
+from kernel.events import MoneyDeposited, NewEvent
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.support import wait_until
 from write_side.store.database import create_async_store_engine, create_sync_store_engine

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from app.auth.key_store import list_keys, revoke_key
-from app.auth.local_key import LOCAL_KEY_NAME, ensure_local_key
-from app.auth.redis_resolver import RedisKeyResolver
-from app.auth.tokens import hash_token, looks_like_token
-from app.settings import Settings
 from app.stack import mirror_keys_now
+from auth.key_store import list_keys, revoke_key
+from auth.local_key import LOCAL_KEY_NAME, ensure_local_key
+from auth.redis_resolver import RedisKeyResolver
+from auth.tokens import hash_token, looks_like_token
+from kernel.settings import Settings
 from write_side.store.database import create_sync_store_engine
 
 

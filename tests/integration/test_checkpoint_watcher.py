@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from app.read_models import BALANCES, ReadModelKeys
+from kernel.read_model_layout import BALANCES, ReadModelKeys
 from read_side.errors import ProjectionBehind
 from read_side.freshness import CheckpointWatcher
-from read_side.read_models import ReadModelReader
+from read_side.readers import ReadModelReader
 
 
 class CountingReader(ReadModelReader):

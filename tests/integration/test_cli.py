@@ -11,8 +11,8 @@ import redis
 from click.testing import CliRunner
 
 from app.cli import bank
-from app.read_models import BALANCES, ReadModelKeys
-from app.settings import Settings
+from kernel.read_model_layout import BALANCES, ReadModelKeys
+from kernel.settings import Settings
 from projectors.catch_up import run_catch_up
 from tests.support import BANK, env_for, write_traffic
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.events import DomainEvent
+from kernel.events import DomainEvent
 from write_side.command_bus import CommandBus
 from write_side.commands import CloseAccount, Deposit, OpenAccount, Withdraw
 from write_side.domain.account import BankAccount

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy.exc
 
-from app.events import NewEvent
+from kernel.events import NewEvent
 from write_side.store.event_store import EventStore
 from write_side.store.records import CommandRecord, ConcurrencyError, DuplicateCommand, Snapshot
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy.exc
 
-from app.events import DomainEvent
+from kernel.events import DomainEvent
 from write_side.domain.account import SNAPSHOT_SCHEMA_VERSION, BankAccount
 from write_side.repository import AccountRepository
 from write_side.store.event_store import EventStore

@@ -9,7 +9,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from app.events import MoneyDeposited, NewEvent
+from kernel.events import MoneyDeposited, NewEvent
 from write_side.store.event_store import EventStore
 from write_side.store.records import CommandRecord, ConcurrencyError, DuplicateCommand
 

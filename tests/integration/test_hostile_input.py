@@ -14,7 +14,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from app.settings import Settings
+from kernel.settings import Settings
 from read_side.api.app import create_query_app
 from tests.integration.write_api_client import store_of, write_api
 from tests.support import free_port, read_side_settings, start_bank, stop, wait_until

@@ -16,8 +16,8 @@ import uuid
 
 import pytest
 
-from app.events import NewEvent
-from app.settings import Settings
+from kernel.events import NewEvent
+from kernel.settings import Settings
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
 

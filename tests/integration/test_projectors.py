@@ -11,9 +11,9 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
-from app.events import AccountOpened, MoneyDeposited, NewEvent
-from app.read_models import BALANCES, STATEMENTS, ReadModelKeys
-from app.settings import Settings
+from kernel.events import AccountOpened, MoneyDeposited, NewEvent
+from kernel.read_model_layout import BALANCES, STATEMENTS, ReadModelKeys
+from kernel.settings import Settings
 from projectors.catch_up import PROJECTIONS, drain, open_context, run_catch_up
 from projectors.jobs import enqueue_catch_up
 from projectors.nudge import RedisNudgePublisher

@@ -13,8 +13,8 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from app.read_models import BALANCES, STATEMENTS, ReadModelKeys
-from app.settings import Settings
+from kernel.read_model_layout import BALANCES, STATEMENTS, ReadModelKeys
+from kernel.settings import Settings
 from projectors.jobs import enqueue_catch_up
 from projectors.nudge import RedisNudgePublisher
 from tests.support import (

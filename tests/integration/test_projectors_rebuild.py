@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from app.events import MoneyDeposited, NewEvent
-from app.read_models import BALANCES, STATEMENTS, ReadModelKeys
-from app.settings import Settings
+from kernel.events import MoneyDeposited, NewEvent
+from kernel.read_model_layout import BALANCES, STATEMENTS, ReadModelKeys
+from kernel.settings import Settings
 from projectors.balances import BalancesProjection
 from projectors.catch_up import ProjectionContext, open_context, run_catch_up
 from projectors.rebuild import RebuildInProgress, rebuild_projection, run_rebuild
@@ -92,7 +92,7 @@ def test_a_rebuild_killed_midway_leaves_the_live_generation_untouched_and_the_ne
     prefix = caught_up.redis_prefix
     keys = ReadModelKeys(prefix)
     before = projected(rdb, prefix)
-    script = "from app.settings import Settings; from projectors.rebuild import run_rebuild; "
+    script = "from kernel.settings import Settings; from projectors.rebuild import run_rebuild; "
     script += "run_rebuild(Settings.from_env(), 'statements', batch_size=10)"
     with (tmp_path / "rebuild.log").open("wb") as log:
         rebuild = subprocess.Popen(

@@ -19,9 +19,9 @@ import redis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from app.events import MoneyDeposited, NewEvent
-from app.read_models import ReadModelKeys
-from app.settings import Settings
+from kernel.events import MoneyDeposited, NewEvent
+from kernel.read_model_layout import ReadModelKeys
+from kernel.settings import Settings
 from projectors.catch_up import run_catch_up
 from read_side.api.app import create_query_app
 from tests.support import (

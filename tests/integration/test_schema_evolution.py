@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.events import NewEvent
+from kernel.events import NewEvent
 from kernel.upcasting import CannotUpcast
 from projectors import balances, statements
 from write_side.domain.account import SNAPSHOT_SCHEMA_VERSION

@@ -10,7 +10,7 @@ import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from app.settings import Settings
+from kernel.settings import Settings
 from write_side.api.app import create_write_app
 from write_side.publisher import NoPublisher
 from write_side.store.event_store import EventStore

@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
-from app.auth.config import AuthSettingError, auth_enabled
-from app.auth.guards import requires
-from app.auth.tokens import (
+from auth.config import AuthSettingError, auth_enabled
+from auth.guards import requires
+from auth.tokens import (
     ADMIN,
     READ,
     WRITE,
@@ -22,7 +22,7 @@ from app.auth.tokens import (
     scopes_to_text,
     token_matches,
 )
-from app.settings import SettingsError
+from kernel.settings import SettingsError
 
 
 def test_a_new_token_is_prefixed_and_carries_256_random_bits() -> None:

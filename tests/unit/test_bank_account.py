@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.events import (
+from kernel.events import (
     AccountClosed,
     AccountOpened,
     DomainEvent,

@@ -14,7 +14,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from app.events import DomainEvent
+from kernel.events import DomainEvent
 from write_side.domain.account import BankAccount
 from write_side.domain.errors import (
     AccountExists,

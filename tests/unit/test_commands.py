@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.money import MAX_AMOUNT, format_money, from_cents, parse_amount, to_cents
+from kernel.money import MAX_AMOUNT, format_money, from_cents, parse_amount, to_cents
 from write_side.commands import CloseAccount, Deposit, OpenAccount, Withdraw
 from write_side.domain.errors import InvalidCommand
 

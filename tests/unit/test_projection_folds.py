@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from app.events import (
+from kernel.events import (
     AccountClosed,
     AccountOpened,
     DomainEvent,

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.events import (
+from kernel.events import (
     SCHEMA_VERSION,
     UPCASTERS,
     MoneyDeposited,

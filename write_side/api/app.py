@@ -14,10 +14,10 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
-from app.auth.middleware import BearerAuth
-from app.auth.sql_resolver import SqlKeyResolver
-from app.logs import configure_logging
-from app.settings import Settings, get_settings
+from auth.middleware import BearerAuth
+from auth.sql_resolver import SqlKeyResolver
+from kernel.logs import configure_logging
+from kernel.settings import Settings, get_settings
 from write_side.account_cache import CachedAccounts
 from write_side.api import routes
 from write_side.api.errors import EXCEPTION_HANDLERS

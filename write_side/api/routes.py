@@ -11,8 +11,8 @@ from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
-from app.auth.guards import requires
-from app.money import format_money
+from auth.guards import requires
+from kernel.money import format_money
 from write_side.api.json_body import StrictJSON
 from write_side.api.schemas import (
     AmountRequest,

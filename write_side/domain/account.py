@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from app.events import (
+from kernel.events import (
     AccountClosed,
     AccountOpened,
     DomainEvent,
     MoneyDeposited,
     MoneyWithdrawn,
 )
-from app.money import ZERO, format_money
+from kernel.money import ZERO, format_money
 from kernel.upcasting import UpcasterChain
 from write_side.domain.errors import (
     AccountExists,

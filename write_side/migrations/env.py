@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from app.auth.key_store import auth_metadata
-from app.settings import Settings
+from auth.key_store import auth_metadata
+from kernel.settings import Settings
 from write_side.store.database import create_sync_store_engine
 from write_side.store.schema import metadata
 

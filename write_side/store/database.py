@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from app.settings import SettingsError
+from kernel.settings import SettingsError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 

@@ -17,7 +17,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.events import NewEvent, RecordedEvent
+from kernel.events import NewEvent, RecordedEvent
 from write_side.store.group_commit import AppendBatcher
 from write_side.store.queries import (
     EVENT_COLUMNS,

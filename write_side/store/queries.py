@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.events import RecordedEvent
+from kernel.events import RecordedEvent
 from write_side.store.records import CommandRecord
 from write_side.store.schema import commands, events, snapshots
 

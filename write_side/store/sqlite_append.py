@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.events import NewEvent
+from kernel.events import NewEvent
 from write_side.store.queries import current_version, find_command
 from write_side.store.records import (
     AppendResult,

@@ -14,8 +14,8 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 
-from app.auth.errors import Forbidden, Unauthorized
-from app.auth.tokens import SCOPES, checked_scopes, grants
+from auth.errors import Forbidden, Unauthorized
+from auth.tokens import SCOPES, checked_scopes, grants
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from app.auth.key_store import create_key, key_changes, live_key_scopes, revoke_key
-from app.auth.tokens import ADMIN, READ, WRITE, hash_token, looks_like_token
-from app.settings import Settings
+from auth.key_store import create_key, key_changes, live_key_scopes, revoke_key
+from auth.tokens import ADMIN, READ, WRITE, hash_token, looks_like_token
+from kernel.settings import Settings
 from write_side.store.database import create_sync_store_engine
 
 LOCAL_KEY_NAME = "local"

@@ -18,9 +18,9 @@ from redis.client import Pipeline
 from redis.exceptions import WatchError
 from redis.typing import EncodableT, FieldT
 
-from app.auth.key_store import live_key_scopes
-from app.auth.mirror_layout import BUILT_MARKER, encode_scopes, mirror_key
-from app.settings import Settings
+from auth.key_store import live_key_scopes
+from auth.mirror_layout import BUILT_MARKER, encode_scopes, mirror_key
+from kernel.settings import Settings
 from write_side.store.database import create_sync_store_engine
 
 REDIS_TIMEOUT_S = 2.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from app.settings import SettingsError
+from kernel.settings import SettingsError
 
 AUTH_ENV = "BANK_AUTH"
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.auth.key_store import load_live_scopes
-from app.auth.resolver import KeyStoreUnavailable
-from app.auth.revocations import RevocationListener
-from app.settings import Settings
+from auth.key_store import load_live_scopes
+from auth.resolver import KeyStoreUnavailable
+from auth.revocations import RevocationListener
+from kernel.settings import Settings
 from write_side.store.database import create_async_store_engine
 
 DEFAULT_TTL_S = 5.0

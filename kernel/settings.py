@@ -66,7 +66,7 @@ class Settings:
             raise SettingsError(
                 f"REDIS_PREFIX must be non-empty without braces, colons or spaces, got {prefix!r}"
             )
-        from app.auth.config import auth_enabled  # app.auth imports this module
+        from auth.config import auth_enabled  # auth imports this module
 
         return cls(
             database_url=os.environ.get("DATABASE_URL") or defaults.database_url,

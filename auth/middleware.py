@@ -26,11 +26,11 @@ from litestar.openapi.spec import Components, SecurityRequirement, SecuritySchem
 from litestar.plugins import InitPlugin
 from litestar.types import ASGIApp
 
-from app.auth.config import auth_enabled
-from app.auth.errors import AUTH_EXCEPTION_HANDLERS, AuthUnavailable, Unauthorized
-from app.auth.guards import AUTH_OFF_PRINCIPAL, Principal
-from app.auth.resolver import KeyResolver, KeyStoreUnavailable
-from app.auth.tokens import hash_token, looks_like_token
+from auth.config import auth_enabled
+from auth.errors import AUTH_EXCEPTION_HANDLERS, AuthUnavailable, Unauthorized
+from auth.guards import AUTH_OFF_PRINCIPAL, Principal
+from auth.resolver import KeyResolver, KeyStoreUnavailable
+from auth.tokens import hash_token, looks_like_token
 
 log = logging.getLogger(__name__)
 

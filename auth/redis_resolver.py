@@ -11,9 +11,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
-from app.auth.mirror_layout import BUILT_MARKER, decode_scopes, mirror_key
-from app.auth.resolver import KeyStoreUnavailable
-from app.settings import Settings
+from auth.mirror_layout import BUILT_MARKER, decode_scopes, mirror_key
+from auth.resolver import KeyStoreUnavailable
+from kernel.settings import Settings
 
 REDIS_TIMEOUT_S = 1.0
 

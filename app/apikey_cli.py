@@ -2,7 +2,7 @@
 
 The token is printed once, alone on the last line, so scripts can take it with `tail -n 1`.
 A key's SQL row is the truth. Each change also rewrites the Redis mirror the query API reads, and a
-revoke is announced to the write APIs' caches (`app.auth.revocations`), so both APIs follow at once.
+revoke is announced to the write APIs' caches (`auth.revocations`), so both APIs follow at once.
 When Redis cannot be updated the command says so: `create` still prints the token (the worker's
 sweep mirrors it), `revoke` exits non-zero (the key is revoked in SQL; the sweep and the write API's
 cache TTL bound how long it still works).
@@ -20,7 +20,8 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from redis.exceptions import RedisError
 
-from app.auth.key_store import (
+from app.operational import explain_operational_errors, load_settings
+from auth.key_store import (
     ApiKeyInfo,
     DuplicateKeyName,
     create_key,
@@ -28,12 +29,11 @@ from app.auth.key_store import (
     list_keys,
     revoke_key,
 )
-from app.auth.mirror import mirror_api_keys, mirror_client
-from app.auth.revocations import announce_revocation
-from app.auth.sql_resolver import DEFAULT_TTL_S
-from app.auth.tokens import SCOPES, scopes_to_text
-from app.operational import explain_operational_errors, load_settings
-from app.settings import Settings
+from auth.mirror import mirror_api_keys, mirror_client
+from auth.revocations import announce_revocation
+from auth.sql_resolver import DEFAULT_TTL_S
+from auth.tokens import SCOPES, scopes_to_text
+from kernel.settings import Settings
 from write_side.store.database import create_sync_store_engine
 
 KEY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.auth.tokens import checked_scopes, hash_token, new_token, scopes_from_text, scopes_to_text
+from auth.tokens import checked_scopes, hash_token, new_token, scopes_from_text, scopes_to_text
 
 auth_metadata = sa.MetaData()
 

@@ -15,8 +15,8 @@ from typing import Literal, TypeVar, cast
 import msgspec
 from redis.asyncio import Redis
 
-from app.money import format_money, from_cents
-from app.read_models import (
+from kernel.money import format_money, from_cents
+from kernel.read_model_layout import (
     BALANCES,
     FIRST_GENERATION,
     PROJECTION_NAMES,

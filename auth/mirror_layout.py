@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from app.auth.tokens import scopes_to_text
+from auth.tokens import scopes_to_text
 
 BUILT_MARKER = "_built_at"
 

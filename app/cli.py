@@ -94,12 +94,19 @@ def up(host: str, write_port: int, query_port: int) -> None:
     from app.operational import explain_operational_errors
     from app.stack import LOCAL_KEY_FILE, StackPorts, run_stack
     from auth.local_key import ensure_local_key
+    from write_side.store.database import create_sync_store_engine
     from write_side.store.migrate import upgrade_to_head
 
     settings = load_settings()
+    token = None
     with explain_operational_errors("migrate the event store"):
         upgrade_to_head(settings.database_url)
-        token = ensure_local_key(settings, LOCAL_KEY_FILE) if settings.auth_enabled else None
+        if settings.auth_enabled:
+            engine = create_sync_store_engine(settings.database_url)
+            try:
+                token = ensure_local_key(engine, LOCAL_KEY_FILE)
+            finally:
+                engine.dispose()
     click.echo(f"event store: {_redacted(settings.database_url)}")
     try:
         code = run_stack(StackPorts(host, write_port, query_port), Path("var"), settings, token)

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from app.embedded_redis import LOCAL_REDIS_URL, EmbeddedRedis, local_redis_answers
 from auth.mirror import mirror_api_keys
 from kernel.settings import Settings
+from write_side.store.database import create_sync_store_engine
 
 STOP_GRACE_S = 10.0
 LOCAL_KEY_FILE = Path("var") / "local-api-key"
@@ -109,14 +110,17 @@ def _serving(url: str) -> bool:
 def mirror_keys_now(settings: Settings, redis_url: str) -> None:
     """Put the keys (the local one included) into the Redis mirror before the banner shows them,
     instead of leaving it to the worker's first sweep."""
+    engine = create_sync_store_engine(settings.database_url)
     try:
-        mirror_api_keys(replace(settings, redis_url=redis_url))
+        mirror_api_keys(replace(settings, redis_url=redis_url), engine=engine)
     except (RedisError, OSError) as exc:
         click.echo(
             f"warning: the API-key mirror could not be written ({exc}); "
             "the query API accepts the key after the worker's first sweep",
             err=True,
         )
+    finally:
+        engine.dispose()
 
 
 def run_stack(ports: StackPorts, data_dir: Path, settings: Settings, token: str | None) -> int:

@@ -13,25 +13,19 @@ import sqlalchemy as sa
 
 from auth.key_store import create_key, key_changes, live_key_scopes, revoke_key
 from auth.tokens import ADMIN, READ, WRITE, hash_token, looks_like_token
-from kernel.settings import Settings
-from write_side.store.database import create_sync_store_engine
 
 LOCAL_KEY_NAME = "local"
 LOCAL_KEY_SCOPES = (WRITE, READ, ADMIN)
 
 
-def ensure_local_key(settings: Settings, key_file: Path) -> str:
+def ensure_local_key(engine: sa.Engine, key_file: Path) -> str:
     """The plaintext token of the live `local` key, creating it (and `key_file`) when needed."""
     saved = _read_token(key_file)
-    engine = create_sync_store_engine(settings.database_url)
-    try:
-        with key_changes(engine) as conn:
-            if saved is not None and hash_token(saved) in live_key_scopes(conn):
-                return saved
-            token = _replace_local_key(conn)
-            _write_private(key_file, token)  # inside the transaction: no key without its file
-    finally:
-        engine.dispose()
+    with key_changes(engine) as conn:
+        if saved is not None and hash_token(saved) in live_key_scopes(conn):
+            return saved
+        token = _replace_local_key(conn)
+        _write_private(key_file, token)  # inside the transaction: no key without its file
     return token
 
 

@@ -21,7 +21,6 @@ from redis.typing import EncodableT, FieldT
 from auth.key_store import live_key_scopes
 from auth.mirror_layout import BUILT_MARKER, encode_scopes, mirror_key
 from kernel.settings import Settings
-from write_side.store.database import create_sync_store_engine
 
 REDIS_TIMEOUT_S = 2.0
 REWRITE_ATTEMPTS = 5
@@ -82,17 +81,15 @@ def _rewrite(client: redis.Redis, engine: sa.Engine, prefix: str) -> int:
 def mirror_api_keys(
     settings: Settings,
     *,
-    engine: sa.Engine | None = None,
+    engine: sa.Engine,
     client: redis.Redis | None = None,
 ) -> int:
     """Rewrite the Redis mirror from the `api_keys` table; returns how many live keys it holds.
 
-    Synchronous (the worker's sweep is a thread). Pass `engine`/`client` to reuse yours; otherwise
-    the function opens its own and closes them before it returns.
+    Synchronous (the worker's sweep is a thread). Pass `client` to reuse yours; otherwise the
+    function opens its own and closes it before it returns.
     """
-    own_engine = engine is None
     own_client = client is None
-    engine = engine or create_sync_store_engine(settings.database_url)
     client = client or mirror_client(settings.redis_url)
     try:
         for _ in range(REWRITE_ATTEMPTS - 1):
@@ -102,5 +99,3 @@ def mirror_api_keys(
     finally:
         if own_client:
             client.close()
-        if own_engine:
-            engine.dispose()

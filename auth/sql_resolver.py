@@ -19,7 +19,6 @@ from auth.key_store import load_live_scopes
 from auth.resolver import KeyStoreUnavailable
 from auth.revocations import RevocationListener
 from kernel.settings import Settings
-from write_side.store.database import create_async_store_engine
 
 DEFAULT_TTL_S = 5.0
 MAX_CACHED_KEYS = 10_000
@@ -36,13 +35,13 @@ _UNAVAILABLE = (
 class SqlKeyResolver:
     def __init__(
         self,
-        database_url: str,
+        engine_factory: Callable[[], AsyncEngine],
         *,
         ttl_s: float = DEFAULT_TTL_S,
         clock: Callable[[], float] = time.monotonic,
         revocations: RevocationListener | None = None,
     ) -> None:
-        self._database_url = database_url
+        self._engine_factory = engine_factory
         self._ttl_s = ttl_s
         self._clock = clock
         self._revocations = revocations
@@ -51,13 +50,20 @@ class SqlKeyResolver:
         self._forgotten = 0  # counts forget calls, so a read that straddles one is not cached
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, ttl_s: float = DEFAULT_TTL_S) -> SqlKeyResolver:
+    def from_settings(
+        cls,
+        settings: Settings,
+        engine_factory: Callable[[], AsyncEngine],
+        *,
+        ttl_s: float = DEFAULT_TTL_S,
+    ) -> SqlKeyResolver:
+        """`engine_factory` opens the key store's engine when the API starts (its own small pool
+        of POOL_SIZE connections: auth keeps working however busy the command path's pool is)."""
         revocations = RevocationListener(settings.redis_url, settings.redis_prefix)
-        return cls(settings.database_url, ttl_s=ttl_s, revocations=revocations)
+        return cls(engine_factory, ttl_s=ttl_s, revocations=revocations)
 
     async def open(self) -> None:
-        # Its own small pool: auth keeps working however busy the command path's pool is.
-        self._engine = create_async_store_engine(self._database_url, pool_size=POOL_SIZE)
+        self._engine = self._engine_factory()
         if self._revocations is not None:
             await self._revocations.start(self.forget, self.forget_all)
 

@@ -26,6 +26,8 @@ import msgspec
 import pytest
 import redis
 
+from auth.local_key import ensure_local_key
+from auth.mirror import mirror_api_keys
 from kernel.events import (
     AccountClosed,
     AccountOpened,
@@ -36,7 +38,7 @@ from kernel.events import (
 )
 from kernel.read_model_layout import BALANCES, STATEMENTS, ReadModelKeys
 from kernel.settings import Settings
-from write_side.store.database import create_async_store_engine
+from write_side.store.database import create_async_store_engine, create_sync_store_engine
 from write_side.store.event_store import EventStore
 
 BANK = [sys.executable, "-m", "app.cli"]
@@ -252,3 +254,21 @@ async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float, w
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.005)
+
+
+def mirror_keys(settings: Settings) -> int:
+    """Rewrite the API-key mirror from SQL, as the worker's sweep does."""
+    engine = create_sync_store_engine(settings.database_url)
+    try:
+        return mirror_api_keys(settings, engine=engine)
+    finally:
+        engine.dispose()
+
+
+def local_key(database_url: str, key_file: Path) -> str:
+    """What `bank up` does for its key: `ensure_local_key` on its own engine."""
+    engine = create_sync_store_engine(database_url)
+    try:
+        return ensure_local_key(engine, key_file)
+    finally:
+        engine.dispose()

@@ -10,11 +10,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from auth.key_store import create_key
-from auth.mirror import mirror_api_keys
 from kernel.settings import Settings
 from read_side.api.app import create_query_app
 from tests.integration.write_api_client import write_api
-from tests.support import read_side_settings
+from tests.support import mirror_keys, read_side_settings
 from write_side.store.database import create_sync_store_engine
 
 
@@ -80,7 +79,7 @@ async def query_client(
 ) -> AsyncIterator[tuple[AsyncTestClient[Litestar], dict[str, str]]]:
     keys = _keys(sqlite_url)
     settings: Settings = read_side_settings(sqlite_url, redis_url, redis_prefix, auth_enabled=True)
-    mirror_api_keys(settings)  # what the worker's sweep does
+    mirror_keys(settings)  # what the worker's sweep does
     async with AsyncTestClient(app=create_query_app(settings)) as client:
         yield client, keys
 

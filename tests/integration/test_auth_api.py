@@ -25,8 +25,9 @@ from auth.resolver import KeyResolver
 from auth.sql_resolver import SqlKeyResolver
 from auth.tokens import ADMIN, READ, WRITE, new_token
 from kernel.settings import Settings
+from tests.support import mirror_keys
 from write_side.api.errors import EXCEPTION_HANDLERS
-from write_side.store.database import create_sync_store_engine
+from write_side.store.database import create_async_store_engine, create_sync_store_engine
 
 
 @post("/accounts", guards=[requires(WRITE)], status_code=201)
@@ -103,10 +104,10 @@ def keyed(request: pytest.FixtureRequest, redis_url: str, redis_prefix: str) -> 
     clock = FakeClock()
     resolver: KeyResolver
     if request.param == "redis-mirror":
-        mirror_api_keys(settings)
+        mirror_keys(settings)
         resolver = RedisKeyResolver.from_settings(settings)
     else:
-        resolver = SqlKeyResolver(url, ttl_s=5.0, clock=clock)
+        resolver = SqlKeyResolver(lambda: create_async_store_engine(url), ttl_s=5.0, clock=clock)
     return KeyedStore(settings, resolver, clock)
 
 
@@ -207,7 +208,7 @@ async def test_a_revoked_key_is_refused_once_the_cache_has_expired(
 @pytest.fixture
 def mirrored(redis_url: str, redis_prefix: str, sqlite_url: str) -> KeyedStore:
     settings = Settings(database_url=sqlite_url, redis_url=redis_url, redis_prefix=redis_prefix)
-    mirror_api_keys(settings)
+    mirror_keys(settings)
     return KeyedStore(settings, RedisKeyResolver.from_settings(settings))
 
 
@@ -225,7 +226,7 @@ async def test_a_lost_mirror_answers_503_until_it_is_rebuilt_from_sql(
         assert lost.json()["error"] == "auth_unavailable"
         assert lost.headers["retry-after"] == "1"
 
-        assert mirror_api_keys(mirrored.settings) == 2
+        assert mirror_keys(mirrored.settings) == 2
 
         assert (await client.get("/accounts/a/events", headers=reader)).status_code == 200
         assert (await client.get("/projections", headers=admin)).status_code == 200

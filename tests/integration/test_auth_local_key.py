@@ -9,10 +9,11 @@ import sqlalchemy as sa
 
 from app.stack import mirror_keys_now
 from auth.key_store import list_keys, revoke_key
-from auth.local_key import LOCAL_KEY_NAME, ensure_local_key
+from auth.local_key import LOCAL_KEY_NAME
 from auth.redis_resolver import RedisKeyResolver
 from auth.tokens import hash_token, looks_like_token
 from kernel.settings import Settings
+from tests.support import local_key
 from write_side.store.database import create_sync_store_engine
 
 
@@ -40,7 +41,7 @@ def test_the_first_call_creates_an_all_scopes_key_and_a_private_key_file(
 ) -> None:
     key_file = tmp_path / "var" / "local-api-key"
 
-    token = ensure_local_key(Settings(database_url=store_url), key_file)
+    token = local_key(store_url, key_file)
 
     assert looks_like_token(token)
     assert key_file.read_text().strip() == token
@@ -52,19 +53,19 @@ def test_later_calls_reuse_the_saved_key(sqlite_url: str, tmp_path: Path) -> Non
     key_file = tmp_path / "local-api-key"
     settings = Settings(database_url=sqlite_url)
 
-    first = ensure_local_key(settings, key_file)
+    first = local_key(settings.database_url, key_file)
 
-    assert ensure_local_key(settings, key_file) == first
+    assert local_key(settings.database_url, key_file) == first
     assert len(keys_named_local(sqlite_url)) == 1
 
 
 def test_a_revoked_local_key_is_replaced(sqlite_url: str, tmp_path: Path) -> None:
     key_file = tmp_path / "local-api-key"
     settings = Settings(database_url=sqlite_url)
-    first = ensure_local_key(settings, key_file)
+    first = local_key(settings.database_url, key_file)
     revoke_local(sqlite_url)
 
-    second = ensure_local_key(settings, key_file)
+    second = local_key(settings.database_url, key_file)
 
     assert second != first
     assert key_file.read_text().strip() == second
@@ -76,10 +77,10 @@ def test_a_lost_key_file_replaces_the_unusable_key_instead_of_keeping_two(
 ) -> None:
     key_file = tmp_path / "local-api-key"
     settings = Settings(database_url=sqlite_url)
-    first = ensure_local_key(settings, key_file)
+    first = local_key(settings.database_url, key_file)
     key_file.unlink()
 
-    second = ensure_local_key(settings, key_file)
+    second = local_key(settings.database_url, key_file)
 
     assert second != first
     engine = create_sync_store_engine(sqlite_url)
@@ -98,10 +99,10 @@ async def test_bank_up_puts_a_replaced_local_key_in_the_mirror_without_waiting_f
 ) -> None:
     settings = Settings(database_url=sqlite_url, redis_url=redis_url, redis_prefix=redis_prefix)
     key_file = tmp_path / "local-api-key"
-    old = ensure_local_key(settings, key_file)
+    old = local_key(settings.database_url, key_file)
     mirror_keys_now(settings, redis_url)
     key_file.unlink()  # lost: the next start replaces the key
-    new = ensure_local_key(settings, key_file)
+    new = local_key(settings.database_url, key_file)
 
     mirror_keys_now(settings, redis_url)  # what `bank up` does before it starts any process
 

@@ -15,6 +15,7 @@ from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from auth.middleware import BearerAuth
+from auth.sql_resolver import POOL_SIZE as KEY_STORE_POOL_SIZE
 from auth.sql_resolver import SqlKeyResolver
 from kernel.logs import configure_logging
 from kernel.settings import Settings, get_settings
@@ -88,7 +89,7 @@ def create_write_app(
             health,
         ],
         lifespan=[lifespan],
-        plugins=[BearerAuth(SqlKeyResolver.from_settings(settings), enabled=settings.auth_enabled)],
+        plugins=[BearerAuth(_key_resolver(settings), enabled=settings.auth_enabled)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
@@ -105,3 +106,10 @@ def create_write_app(
 def create_app_from_env() -> Litestar:
     configure_logging()
     return create_write_app(get_settings())
+
+
+def _key_resolver(settings: Settings) -> SqlKeyResolver:
+    return SqlKeyResolver.from_settings(
+        settings,
+        lambda: create_async_store_engine(settings.database_url, pool_size=KEY_STORE_POOL_SIZE),
+    )

@@ -134,8 +134,8 @@ async def _compare_at_one_cut(
         comparison = await compare_generations(
             ctx, projection.name, target.live, target.generation, position
         )
-        lease.ensure_held()
-        handed.runner.ensure_held()
+        await lease.ensure_held()
+        await handed.runner.ensure_held()
         still = await checkpoint_of(ctx, projection.name, target.live) == position
         if still and await live_generation(ctx, projection.name) == target.live:
             comparison.runner_wait_s = handed.waited_s

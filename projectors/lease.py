@@ -3,9 +3,9 @@
 A run holds its locks through long stretches where no batch would renew them: waiting for the
 runner lock, the last catch-up, the key-by-key compare. A lease renews itself every third of its
 TTL on its own task; once a renewal finds the lock gone (or cannot reach Redis for a whole TTL)
-the lease is lost and `ensure_held` raises. A run's writes do not rely on noticing that in time:
-each one checks the lease's `Guard` (key and token) inside its own transaction, so a run whose
-lock lapsed cannot write or delete anything more, even before its renewal task has noticed.
+the lease is lost, and `ensure_held` (which also asks Redis itself) raises. A run's writes do not
+rely on noticing that in time: each one checks the lease's `Guard` (key and token) inside its own
+transaction, so a run whose lock lapsed cannot write or delete anything more.
 
 The lock itself is the same SET NX PX / compare-and-delete protocol as redis-py's `Lock`, so a
 lease and the live runners' `Lock` exclude each other on the same key.
@@ -81,7 +81,11 @@ class Lease:
         self._renewal = asyncio.create_task(self._renew(), name=f"lease {self.key}")
         return True
 
-    def ensure_held(self) -> None:
+    async def ensure_held(self) -> None:
+        """Raise LeaseLost unless the lock still holds our token, asking Redis, not the renewal
+        task (which may not have noticed yet): for steps that write nothing themselves."""
+        if self._lost is None and await self._redis.get(self.key) != self.guard.token:
+            self._lose("the lock expired or was taken by another run")
         if self._lost is not None:
             raise LeaseLost(f"{self.key}: {self._lost}")
 

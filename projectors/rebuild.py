@@ -145,7 +145,7 @@ async def rebuild_projection(
                     raise RebuildError(f"could not switch {name} after {SWITCH_ATTEMPTS} tries")
         # Live jobs that left their events to us (handover) are caught up now.
         events += await catch_up_projection(ctx, projection, wait=False)
-        lease.ensure_held()
+        await lease.ensure_held()
         deleted = await delete_generation(ctx, name, old, lease.guard)
     return RebuildResult(name, old, new, events, deleted, handed.waited_s)
 

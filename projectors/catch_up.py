@@ -142,6 +142,7 @@ async def drain(
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[int, int], None] | None = None,
     yield_to_handover: bool = False,
+    until: int | None = None,
 ) -> int:
     """Apply batches until the store has nothing more; return how many events were passed.
     `on_batch(events_in_batch, position)` is told after every applied batch (progress bars).
@@ -149,7 +150,8 @@ async def drain(
     Without `target` it follows the live generation (and a switch made by a rebuild); with one it
     fills that generation and raises GenerationMoved if the live pointer changes. Renews `lock`
     after every batch; raises LockError if the lock was lost. With `yield_to_handover` it stops
-    early, between batches, when a rebuild asks for the runner lock.
+    early, between batches, when a rebuild asks for the runner lock; with `until` it stops at that
+    position (an event's position) instead of at the end of the store.
     """
     passed = 0
     while True:
@@ -162,6 +164,8 @@ async def drain(
             into = target
         checkpoint = await checkpoint_of(ctx, projection.name, into.generation)
         events = await ctx.store.read_after(checkpoint, batch_size)
+        if until is not None:
+            events = [event for event in events if event.position <= until]
         if not events:
             return passed
         try:

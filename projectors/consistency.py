@@ -116,11 +116,15 @@ async def compare_generations(
 
 
 async def _align(ctx: ProjectionContext, projection: Projection, live: int, target: Target) -> int:
-    """Catch both generations up to the same position (the runner lock is held)."""
+    """Catch both generations up to the same position (the runner lock is held).
+
+    The live one goes to the end of the store, the scratch one to exactly there: under traffic the
+    end moves on meanwhile, and the scratch one must not follow it.
+    """
     for _ in range(ALIGN_ATTEMPTS):
         await drain(ctx, projection)
-        await drain(ctx, projection, target=target)
         live_position = await checkpoint_of(ctx, projection.name, live)
+        await drain(ctx, projection, target=target, until=live_position)
         if live_position == await checkpoint_of(ctx, projection.name, target.generation):
             return live_position
     raise RebuildError(f"{projection.name}: the store kept moving; could not compare")

@@ -59,7 +59,9 @@ def _chosen(names: Sequence[str], rebuild_all: bool) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-async def _rebuild(settings: Settings, names: list[str], dry_run: bool, batch_size: int) -> int:
+async def _rebuild(
+    settings: Settings, names: list[str], dry_run: bool, batch_size: int, runner_wait_s: float
+) -> int:
     from projectors.catch_up import open_context
     from projectors.consistency import check_projection
     from projectors.rebuild import projection_named, rebuild_projection
@@ -70,7 +72,9 @@ async def _rebuild(settings: Settings, names: list[str], dry_run: bool, batch_si
             head = await ctx.store.head_position()
             progress = Progress(f"{name} {'replay' if dry_run else 'rebuild'}", 0, head)
             if dry_run:
-                comparison = await check_projection(ctx, projection_named(name), progress.advance)
+                comparison = await check_projection(
+                    ctx, projection_named(name), progress.advance, runner_wait_s=runner_wait_s
+                )
                 progress.finish()
                 if comparison.consistent:
                     click.echo(
@@ -86,13 +90,18 @@ async def _rebuild(settings: Settings, names: list[str], dry_run: bool, batch_si
                         click.echo(f"  {line}")
                 continue
             result = await rebuild_projection(
-                ctx, projection_named(name), batch_size=batch_size, on_batch=progress.advance
+                ctx,
+                projection_named(name),
+                batch_size=batch_size,
+                on_batch=progress.advance,
+                runner_wait_s=runner_wait_s,
             )
             progress.finish()
             click.echo(
                 f"{name}: rebuilt from {result.events:,} events; generation "
                 f"{result.old_generation} -> {result.new_generation} is live, "
-                f"{result.deleted_keys:,} old keys deleted"
+                f"{result.deleted_keys:,} old keys deleted "
+                f"(waited {result.runner_wait_s:.3f} s for the live runner)"
             )
     return differing
 
@@ -107,19 +116,29 @@ async def _rebuild(settings: Settings, names: list[str], dry_run: bool, batch_si
     "exit 1 when they differ. Changes nothing live.",
 )
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
-def rebuild(names: tuple[str, ...], rebuild_all: bool, dry_run: bool, batch_size: int) -> None:
+@click.option(
+    "--runner-wait",
+    "runner_wait_s",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="Seconds to wait for the live runner to hand over its lock before giving up.",
+)
+def rebuild(
+    names: tuple[str, ...], rebuild_all: bool, dry_run: bool, batch_size: int, runner_wait_s: float
+) -> None:
     """Rebuild projections from position 0 beside the live ones, then switch atomically.
 
     Readers keep being served by the old generation until the switch; an interrupted rebuild leaves
     the live read models untouched and the next run starts cleanly.
     """
-    from projectors.rebuild import RebuildError
+    from projectors.errors import RebuildError
 
     settings = load_settings()
     chosen = _chosen(names, rebuild_all)
     try:
         with explain_operational_errors("rebuild the projections"):
-            differing = asyncio.run(_rebuild(settings, chosen, dry_run, batch_size))
+            differing = asyncio.run(_rebuild(settings, chosen, dry_run, batch_size, runner_wait_s))
     except RebuildError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:

@@ -114,7 +114,20 @@ class ReadModelKeys:
         return f"{self.prefix}:proj:{projection}:lock"
 
     def rebuild_lock(self, projection: str) -> str:
+        """Lock: held by the one rebuild or dry run of `projection`."""
         return f"{self.prefix}:proj:{projection}:rebuild"
+
+    def handover(self, projection: str) -> str:
+        """Marker: a rebuild waits for the runner lock; live runners yield it between batches."""
+        return f"{self.prefix}:proj:{projection}:handover"
+
+    def generation_counter(self, projection: str) -> str:
+        """String: the highest generation number ever handed out (INCR; never reused)."""
+        return f"{self.prefix}:proj:{projection}:generations"
+
+    def disposable(self, projection: str) -> str:
+        """Set: generations that are not live and are to be deleted (scratch, or replaced)."""
+        return f"{self.prefix}:proj:{projection}:disposable"
 
     def around_generation(
         self, projection: str, key_of: Callable[[GenerationKeys], str]
@@ -127,6 +140,10 @@ class ReadModelKeys:
 
     def generation(self, projection: str, generation: int) -> GenerationKeys:
         return GenerationKeys(f"{self.prefix}:{projection}:g{generation}")
+
+    def generation_pattern(self, projection: str, generation: int) -> str:
+        """SCAN pattern matching every key of one generation of `projection`."""
+        return f"{self.generation(projection, generation).base}:*"
 
     def generations_pattern(self, projection: str) -> str:
         """SCAN pattern matching every key of every generation of `projection`."""

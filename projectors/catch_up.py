@@ -4,6 +4,8 @@ A batch and its checkpoint are written in one MULTI/EXEC that WATCHes the checkp
 generation pointer: if anyone else moved either after we read them, EXEC fails and we re-read, so a
 batch is never applied twice or half. A Redis lock keeps one runner per projection (it saves work;
 the WATCH, not the lock, is what keeps the model correct if a lock expires under a slow runner).
+A rebuild's batches also WATCH its lock (`Target.guard`), so a rebuild that lost it writes nothing.
+Live runners yield the runner lock between batches to a rebuild that asked for it (handover.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from kernel.read_model_layout import FIRST_GENERATION, ReadModelKeys
 from kernel.settings import Settings
 from projectors.balances import BalancesProjection
 from projectors.head import RAISE_HEAD
+from projectors.lease import Guard, LeaseLost
 from projectors.projection import Projection
 from projectors.statements import StatementsProjection
 from write_side.store.database import create_async_store_engine
@@ -73,10 +76,12 @@ class GenerationMoved(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where a runner writes: `generation`, valid only while the pointer still names `live`."""
+    """Where a runner writes: `generation`, valid only while the pointer still names `live` (and,
+    with a `guard`, only while the run still holds that lock)."""
 
     generation: int
     live: int
+    guard: Guard | None = None
 
 
 async def live_generation(ctx: ProjectionContext, projection: str) -> int:
@@ -103,13 +108,16 @@ async def apply_batch(
     """Apply `events` (read after `checkpoint`) and the new checkpoint in one transaction.
 
     False when the checkpoint moved since it was read (the caller re-reads and retries); raises
-    GenerationMoved when the live pointer changed.
+    GenerationMoved when the live pointer changed, LeaseLost when the target's guard lock did.
     """
     gkeys = ctx.keys.generation(projection.name, target.generation)
     live_key = ctx.keys.live(projection.name)
+    guard = target.guard
     async with ctx.redis.pipeline(transaction=True) as tx:
         try:
-            await tx.watch(live_key, gkeys.meta)
+            await tx.watch(live_key, gkeys.meta, *([guard.key] if guard else []))
+            if guard is not None and await tx.get(guard.key) != guard.token:
+                raise LeaseLost(f"{guard.key}: lost before a batch into g{target.generation}")
             if int(await tx.get(live_key) or FIRST_GENERATION) != target.live:
                 raise GenerationMoved(projection.name)
             if int(await tx.hget(gkeys.meta, "position") or 0) != checkpoint:
@@ -133,16 +141,22 @@ async def drain(
     lock: Lock | None = None,
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[int, int], None] | None = None,
+    yield_to_handover: bool = False,
+    until: int | None = None,
 ) -> int:
     """Apply batches until the store has nothing more; return how many events were passed.
     `on_batch(events_in_batch, position)` is told after every applied batch (progress bars).
 
     Without `target` it follows the live generation (and a switch made by a rebuild); with one it
     fills that generation and raises GenerationMoved if the live pointer changes. Renews `lock`
-    after every batch; raises LockError if the lock was lost.
+    after every batch; raises LockError if the lock was lost. With `yield_to_handover` it stops
+    early, between batches, when a rebuild asks for the runner lock; with `until` it stops at that
+    position (an event's position) instead of at the end of the store.
     """
     passed = 0
     while True:
+        if yield_to_handover and await handover_requested(ctx, projection.name):
+            return passed
         if target is None:
             live = await live_generation(ctx, projection.name)
             into = Target(live, live)
@@ -150,6 +164,8 @@ async def drain(
             into = target
         checkpoint = await checkpoint_of(ctx, projection.name, into.generation)
         events = await ctx.store.read_after(checkpoint, batch_size)
+        if until is not None:
+            events = [event for event in events if event.position <= until]
         if not events:
             return passed
         try:
@@ -169,6 +185,10 @@ async def is_behind(ctx: ProjectionContext, projection: Projection) -> bool:
     live = await live_generation(ctx, projection.name)
     checkpoint = await checkpoint_of(ctx, projection.name, live)
     return bool(await ctx.store.read_after(checkpoint, 1))
+
+
+async def handover_requested(ctx: ProjectionContext, projection: str) -> bool:
+    return bool(await ctx.redis.exists(ctx.keys.handover(projection)))
 
 
 def runner_lock(ctx: ProjectionContext, projection: str, *, wait: bool) -> Lock:
@@ -192,14 +212,18 @@ async def catch_up_projection(ctx: ProjectionContext, projection: Projection, *,
 
     After releasing the lock the runner looks once more: a job that found the lock taken exited
     trusting the holder, so events committed just before the release must not be left behind.
+    While a rebuild asks for the lock (handover.py) the runner leaves the lock, and the events,
+    to it: the rebuild catches up once it is done.
     """
     passed = 0
     while True:
+        if await handover_requested(ctx, projection.name):
+            return passed
         lock = runner_lock(ctx, projection.name, wait=wait)
         if not await lock.acquire():
             return passed
         try:
-            passed += await drain(ctx, projection, lock=lock)
+            passed += await drain(ctx, projection, lock=lock, yield_to_handover=True)
         except LockError:
             logger.warning("%s: lost the runner lock mid catch-up; stopping", projection.name)
             return passed

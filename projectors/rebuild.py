@@ -1,16 +1,19 @@
 """Rebuilding a projection from position 0 beside the live one, then switching atomically.
 
-The new generation fills while the live one keeps serving and keeps being caught up. For the last
-stretch the rebuild takes the projection's runner lock, so the live generation stops moving, catches
-the new generation up to the end of the store, and switches the live pointer in a WATCH/MULTI that
-checks nobody moved it. Only then is the old generation deleted (SCAN + UNLINK in batches). An
-interrupted rebuild never touched the pointer; the next run first deletes every non-live generation.
+The run holds the projection's rebuild lock for its whole life (a lease, renewed in the
+background; every write of the run checks it). It fills a fresh generation while the live one keeps
+serving and keeps being caught up. For the last stretch it takes the runner lock (the live runners
+hand it over, handover.py), so the live generation stops moving, catches the new generation up to
+the end of the store, and switches the live pointer in a WATCH/MULTI that checks nobody moved it.
+Only then is the old generation deleted, by its number. An interrupted rebuild never touched the
+pointer; the next run deletes the generations recorded as disposable (generations.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from redis.exceptions import WatchError
@@ -26,21 +29,25 @@ from projectors.catch_up import (
     drain,
     live_generation,
     open_context,
-    release,
-    runner_lock,
 )
+from projectors.errors import RebuildError, RebuildInProgress, RunLostItsLock
+from projectors.generations import delete_disposable, delete_generation, scratch_generation
+from projectors.handover import RUNNER_WAIT_S, runner_lock_handed_over
+from projectors.lease import Guard, Lease, LeaseLost
 from projectors.projection import Projection
 
-UNLINK_BATCH = 500
+__all__ = [
+    "RebuildError",
+    "RebuildInProgress",
+    "RebuildResult",
+    "projection_named",
+    "rebuild_lease",
+    "rebuild_projection",
+    "run_rebuild",
+]
+
+
 SWITCH_ATTEMPTS = 5
-
-
-class RebuildError(RuntimeError):
-    """A rebuild could not start or could not finish; the live generation is untouched."""
-
-
-class RebuildInProgress(RebuildError):
-    """Another rebuild of the same projection holds its rebuild lock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,35 +57,45 @@ class RebuildResult:
     new_generation: int
     events: int
     deleted_keys: int
+    runner_wait_s: float
 
 
-async def delete_generations(ctx: ProjectionContext, projection: str, *, keep: int) -> int:
-    """UNLINK every key of every generation of `projection` except `keep`; returns how many."""
-    deleted = 0
-    batch: list[str] = []
-    async for key in ctx.redis.scan_iter(
-        match=ctx.keys.generations_pattern(projection), count=1000
-    ):
-        generation = ctx.keys.generation_of_key(key)
-        if generation is None or generation == keep:
-            continue
-        batch.append(key)
-        if len(batch) >= UNLINK_BATCH:
-            deleted += await ctx.redis.unlink(*batch)
-            batch.clear()
-    if batch:
-        deleted += await ctx.redis.unlink(*batch)
-    return deleted
+@asynccontextmanager
+async def rebuild_lease(
+    ctx: ProjectionContext, projection: str, refusal: str
+) -> AsyncIterator[Lease]:
+    """The projection's rebuild lock for the block (shared by rebuilds and dry runs).
+
+    Raises RebuildInProgress (`refusal`) when another run holds it, and RunLostItsLock when the
+    lock was lost: by then the run has stopped writing and deleting.
+    """
+    lease = Lease(ctx.redis, ctx.keys.rebuild_lock(projection), LOCK_TTL_S)
+    if not await lease.acquire():
+        raise RebuildInProgress(refusal)
+    try:
+        yield lease
+    except LeaseLost as exc:
+        raise RunLostItsLock(
+            f"{projection}: the run lost its lock ({exc}); it stopped before writing or deleting "
+            "anything more, and the live read models are untouched by it"
+        ) from None
+    finally:
+        await lease.release()
 
 
-async def _switch(ctx: ProjectionContext, projection: Projection, old: int, new: int) -> bool:
-    """Point `projection` at `new` if nobody moved the pointer and `new` is not behind `old`."""
+async def _switch(
+    ctx: ProjectionContext, projection: Projection, old: int, new: int, guard: Guard
+) -> bool:
+    """Point `projection` at `new` if nobody moved the pointer, `new` is not behind `old`, and the
+    run still holds its lock; `old` becomes disposable in the same transaction."""
     live_key = ctx.keys.live(projection.name)
     old_meta = ctx.keys.generation(projection.name, old).meta
     new_meta = ctx.keys.generation(projection.name, new).meta
     async with ctx.redis.pipeline(transaction=True) as tx:
         try:
-            await tx.watch(live_key, old_meta, new_meta)
+            await tx.watch(live_key, old_meta, new_meta, guard.key)
+            if await tx.get(guard.key) != guard.token:
+                raise LeaseLost(f"{guard.key}: lost before the switch")
             if int(await tx.get(live_key) or 0) != old:
                 raise RebuildError(
                     f"the live generation of {projection.name} changed during the rebuild"
@@ -90,6 +107,8 @@ async def _switch(ctx: ProjectionContext, projection: Projection, old: int, new:
                 return False
             tx.multi()  # type: ignore[no-untyped-call]  # redis-py leaves multi() unannotated
             tx.set(live_key, new)
+            tx.srem(ctx.keys.disposable(projection.name), new)
+            tx.sadd(ctx.keys.disposable(projection.name), old)
             await tx.execute()
         except WatchError:
             return False
@@ -102,50 +121,33 @@ async def rebuild_projection(
     *,
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[int, int], None] | None = None,
+    runner_wait_s: float = RUNNER_WAIT_S,
 ) -> RebuildResult:
-    rebuild_lock = ctx.redis.lock(ctx.keys.rebuild_lock(projection.name), timeout=LOCK_TTL_S)
-    if not await rebuild_lock.acquire(blocking=False):
-        raise RebuildInProgress(f"a rebuild of {projection.name} is already running")
-    try:
-        old = await live_generation(ctx, projection.name)
-        await delete_generations(ctx, projection.name, keep=old)  # leftovers of an interrupted run
-        target = Target(generation=old + 1, live=old)
-        events = await drain(
-            ctx,
-            projection,
-            target=target,
-            lock=rebuild_lock,
-            batch_size=batch_size,
-            on_batch=on_batch,
-        )
-        runner = runner_lock(ctx, projection.name, wait=True)
-        if not await runner.acquire():
-            raise RebuildError(f"the {projection.name} runner kept its lock; rebuild not switched")
-        try:
-            for _ in range(SWITCH_ATTEMPTS):
-                await rebuild_lock.reacquire()
-                events += await drain(
-                    ctx,
-                    projection,
-                    target=target,
-                    lock=runner,
-                    batch_size=batch_size,
-                    on_batch=on_batch,
-                )
-                if await _switch(ctx, projection, old, target.generation):
-                    break
-            else:
-                raise RebuildError(
-                    f"could not switch {projection.name} after {SWITCH_ATTEMPTS} tries"
-                )
-        finally:
-            await release(runner)
-        # Live jobs that found the runner lock taken left their events to us: catch them up.
+    name = projection.name
+    async with rebuild_lease(ctx, name, f"a rebuild of {name} is already running") as lease:
+        await delete_disposable(ctx, name, lease.guard)  # leftovers of interrupted runs
+        old = await live_generation(ctx, name)
+        async with scratch_generation(ctx, name, lease) as new:
+            target = Target(generation=new, live=old, guard=lease.guard)
+            events = await drain(
+                ctx, projection, target=target, batch_size=batch_size, on_batch=on_batch
+            )
+            async with runner_lock_handed_over(
+                ctx, name, wait_s=runner_wait_s, doing="rebuild not switched"
+            ) as handed:
+                for _ in range(SWITCH_ATTEMPTS):
+                    events += await drain(
+                        ctx, projection, target=target, batch_size=batch_size, on_batch=on_batch
+                    )
+                    if await _switch(ctx, projection, old, new, lease.guard):
+                        break
+                else:
+                    raise RebuildError(f"could not switch {name} after {SWITCH_ATTEMPTS} tries")
+        # Live jobs that left their events to us (handover) are caught up now.
         events += await catch_up_projection(ctx, projection, wait=False)
-        deleted = await delete_generations(ctx, projection.name, keep=target.generation)
-    finally:
-        await release(rebuild_lock)
-    return RebuildResult(projection.name, old, target.generation, events, deleted)
+        await lease.ensure_held()
+        deleted = await delete_generation(ctx, name, old, lease.guard)
+    return RebuildResult(name, old, new, events, deleted, handed.waited_s)
 
 
 def projection_named(name: str) -> Projection:

@@ -117,6 +117,31 @@ def test_a_second_rebuild_of_the_same_projection_is_refused_clearly(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("dry_run", [False, True], ids=["rebuild", "dry run"])
+def test_a_rebuild_that_cannot_get_the_runner_lock_in_time_fails_with_one_line(
+    settings: Settings, rdb: redis.Redis, dry_run: bool
+) -> None:
+    write_traffic(settings.database_url, accounts=3, events_per_account=10)
+    asyncio.run(run_catch_up(settings, wait_for_locks=True))
+    keys = ReadModelKeys(settings.redis_prefix)
+    rdb.set(keys.lock(BALANCES), "a-stuck-runner", px=60_000)
+
+    args = ["projections", "rebuild", "balances", "--runner-wait", "0.5"]
+    result = _run(settings, *args, *(["--dry-run"] if dry_run else []))
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1, result.stderr
+    assert "runner did not hand over its lock within 0.5 s" in error_lines[0]
+    # Nothing live changed, the run's scratch generation is gone, and its locks are released.
+    assert rdb.get(keys.live(BALANCES)) == "1"
+    assert list(rdb.scan_iter(match=f"{settings.redis_prefix}:{BALANCES}:g2:*")) == []
+    assert not rdb.exists(keys.rebuild_lock(BALANCES))
+    assert not rdb.exists(keys.handover(BALANCES))
+    assert rdb.get(keys.lock(BALANCES)) == "a-stuck-runner"
+
+
 def test_rebuild_needs_a_name_or_all(settings: Settings) -> None:
     result = _run(settings, "projections", "rebuild")
     assert result.returncode == 2

@@ -115,8 +115,9 @@ def test_a_rebuild_killed_midway_leaves_the_live_generation_untouched_and_the_ne
 
     result = run_rebuild(caught_up, STATEMENTS)
 
-    assert (result.old_generation, result.new_generation) == (1, 2)
-    assert generations_present(rdb, prefix, STATEMENTS) == {2}
+    # Generation numbers are never reused: the leftover 2 is deleted, the new one is 3.
+    assert (result.old_generation, result.new_generation) == (1, 3)
+    assert generations_present(rdb, prefix, STATEMENTS) == {3}
     assert projected(rdb, prefix) == replay(caught_up.database_url)
 
 

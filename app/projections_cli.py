@@ -10,6 +10,7 @@ import click
 from app.operational import explain_operational_errors, load_settings
 from app.progress import Progress
 from kernel.settings import Settings
+from read_side.views import ProjectionStatus
 
 
 @click.group()
@@ -17,19 +18,13 @@ def projections() -> None:
     """Inspect and rebuild the Redis read models."""
 
 
-async def _status(settings: Settings) -> list[tuple[str, int, int, int, int, str]]:
-    from projectors.catch_up import PROJECTIONS, open_context
+async def _status(settings: Settings) -> list[ProjectionStatus]:
+    from projectors.catch_up import open_context
+    from read_side.readers import ReadModelReader
 
-    rows = []
     async with open_context(settings) as ctx:
         head = await ctx.store.head_position()
-        for projection in PROJECTIONS:
-            live = int(await ctx.redis.get(ctx.keys.live(projection.name)) or 1)
-            meta = await ctx.redis.hgetall(ctx.keys.generation(projection.name, live).meta)
-            checkpoint = int(meta.get("position", 0))
-            advanced = str(meta.get("advanced_at", "never"))
-            rows.append((projection.name, live, checkpoint, head, head - checkpoint, advanced))
-    return rows
+        return await ReadModelReader(ctx.redis, settings.redis_prefix).projections(head)
 
 
 @projections.command()
@@ -39,7 +34,20 @@ def status() -> None:
     with explain_operational_errors("read the projection status"):
         rows = asyncio.run(_status(settings))
     header = ("projection", "generation", "checkpoint", "head", "lag", "last advanced")
-    table = [header, *((n, str(g), str(c), str(h), str(lag), a) for n, g, c, h, lag, a in rows)]
+    table = [
+        header,
+        *(
+            (
+                s.name,
+                str(s.generation),
+                str(s.checkpoint),
+                str(s.head),
+                str(s.lag),
+                s.last_advanced_at or "never",
+            )
+            for s in rows
+        ),
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))

@@ -178,8 +178,14 @@ class ReadModelReader:
             events_projected=int(fields.get("events", 0)),
         )
 
-    async def projections(self) -> list[ProjectionStatus]:
-        announced = int(await self._redis.get(self._keys.head) or 0)
+    async def projections(self, store_head: int | None = None) -> list[ProjectionStatus]:
+        """Where each projection stands. The head is the one announced to Redis unless the caller
+        read the store's own (`bank projections status` does)."""
+        announced = (
+            store_head
+            if store_head is not None
+            else int(await self._redis.get(self._keys.head) or 0)
+        )
         statuses = []
         for name in PROJECTION_NAMES:
             generation = await self.live_generation(name)

@@ -203,6 +203,9 @@ def projected(client: redis.Redis, prefix: str) -> Models:
 
 
 def checkpoints(client: redis.Redis, prefix: str) -> dict[str, int]:
+    """Each projection's live checkpoint, read with a plain client and no product code: like
+    `replay` above, an independent view of what the projectors wrote (the product computes
+    projection status once, in `read_side.readers.ReadModelReader.projections`)."""
     keys = ReadModelKeys(prefix)
     result = {}
     for name in (BALANCES, STATEMENTS):

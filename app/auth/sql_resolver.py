@@ -13,7 +13,8 @@ from collections.abc import Callable
 import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.auth.key_store import load_live_scopes
+from app.auth.guards import Principal, key_id_of
+from app.auth.key_store import load_live_key
 from app.auth.resolver import KeyStoreUnavailable
 from app.settings import Settings
 from write_side.store.database import create_async_store_engine
@@ -42,7 +43,7 @@ class SqlKeyResolver:
         self._ttl_s = ttl_s
         self._clock = clock
         self._engine: AsyncEngine | None = None
-        self._cache: dict[str, tuple[frozenset[str], float]] = {}
+        self._cache: dict[str, tuple[Principal, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, *, ttl_s: float = DEFAULT_TTL_S) -> SqlKeyResolver:
@@ -57,29 +58,33 @@ class SqlKeyResolver:
             await self._engine.dispose()
             self._engine = None
 
-    async def __call__(self, token_hash: str) -> frozenset[str] | None:
+    async def __call__(self, token_hash: str) -> Principal | None:
         now = self._clock()
         cached = self._cache.get(token_hash)
         if cached is not None and cached[1] > now:
             return cached[0]
-        scopes = await self._load(token_hash)
-        if scopes is None:
+        principal = await self._load(token_hash)
+        if principal is None:
             self._cache.pop(token_hash, None)
             return None
         if len(self._cache) >= MAX_CACHED_KEYS:
             self._cache.clear()
-        self._cache[token_hash] = (scopes, now + self._ttl_s)
-        return scopes
+        self._cache[token_hash] = (principal, now + self._ttl_s)
+        return principal
 
-    async def _load(self, token_hash: str) -> frozenset[str] | None:
+    async def _load(self, token_hash: str) -> Principal | None:
         if self._engine is None:
             raise RuntimeError(
                 "SqlKeyResolver.open() was not called (is the BearerAuth plugin on?)"
             )
         try:
             async with self._engine.connect() as conn:
-                return await load_live_scopes(conn, token_hash)
+                live = await load_live_key(conn, token_hash)
         except _UNAVAILABLE as exc:
             raise KeyStoreUnavailable(
                 f"the key store is unreachable ({type(exc).__name__})"
             ) from exc
+        if live is None:
+            return None
+        row_id, scopes = live
+        return Principal(scopes, key_id_of(row_id))

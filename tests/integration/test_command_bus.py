@@ -173,9 +173,9 @@ class KeyLookupJustTooEarly(AccountRepository):
         super().__init__(store, 10)
         self.lookups = 0
 
-    async def find_command(self, idempotency_key: str) -> CommandRecord | None:
+    async def find_command(self, client: str, idempotency_key: str) -> CommandRecord | None:
         self.lookups += 1
-        return None if self.lookups == 1 else await super().find_command(idempotency_key)
+        return None if self.lookups == 1 else await super().find_command(client, idempotency_key)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,13 @@ import sqlalchemy.exc
 
 from app.events import NewEvent
 from write_side.store.event_store import EventStore
-from write_side.store.records import CommandRecord, ConcurrencyError, DuplicateCommand, Snapshot
+from write_side.store.records import (
+    ANONYMOUS_CLIENT,
+    CommandRecord,
+    ConcurrencyError,
+    DuplicateCommand,
+    Snapshot,
+)
 
 
 def new_events(count: int, type_: str = "MoneyDeposited", **payload: Any) -> list[NewEvent]:
@@ -231,12 +237,12 @@ async def test_recorded_at_is_utc_even_when_the_database_session_uses_another_ti
 async def test_an_idempotency_record_is_written_with_the_events(store: EventStore) -> None:
     result = await store.append("acc-1", new_events(2), 0, command_record("key-1"))
 
-    record = await store.find_command("key-1")
+    record = await store.find_command(ANONYMOUS_CLIENT, "key-1")
 
     assert record == CommandRecord(
         "key-1", "f" * 64, "acc-1", result.last_version, result.last_position, {"balance": "12.50"}
     )
-    assert await store.find_command("key-2") is None
+    assert await store.find_command(ANONYMOUS_CLIENT, "key-2") is None
 
 
 async def test_reusing_an_idempotency_key_raises_duplicate_command_and_appends_nothing(
@@ -269,7 +275,7 @@ async def test_a_refused_append_leaves_no_idempotency_record(store: EventStore) 
     with pytest.raises(ConcurrencyError):
         await store.append("acc-1", new_events(1), 0, command_record("key-1"))
 
-    assert await store.find_command("key-1") is None
+    assert await store.find_command(ANONYMOUS_CLIENT, "key-1") is None
 
 
 # --- snapshots ----------------------------------------------------------------------------------

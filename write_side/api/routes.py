@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
@@ -125,7 +125,10 @@ adds `dto=StrictJSON[Body]`."""
     "/accounts", status_code=201, summary="Open an account", dto=StrictJSON[OpenAccountRequest]
 )
 async def open_account(
-    data: OpenAccountRequest, state: State, client: str, idempotency_key: IdempotencyKey = None
+    data: OpenAccountRequest,
+    state: State,
+    client: NamedDependency[str],
+    idempotency_key: IdempotencyKey = None,
 ) -> OpenedResponse:
     command = OpenAccount(data.owner, data.currency, data.account_id, data.expected_version)
     outcome = await _bus(state).execute(command, _key(idempotency_key), client=client)
@@ -142,7 +145,7 @@ async def deposit(
     account_id: AccountIdPath,
     data: AmountRequest,
     state: State,
-    client: str,
+    client: NamedDependency[str],
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
     command = Deposit(_account_id(account_id), data.amount, data.expected_version)
@@ -159,7 +162,7 @@ async def withdraw(
     account_id: AccountIdPath,
     data: AmountRequest,
     state: State,
-    client: str,
+    client: NamedDependency[str],
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
     command = Withdraw(_account_id(account_id), data.amount, data.expected_version)
@@ -175,7 +178,7 @@ async def withdraw(
 async def close_account(
     account_id: AccountIdPath,
     state: State,
-    client: str,
+    client: NamedDependency[str],
     data: CloseAccountRequest | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:

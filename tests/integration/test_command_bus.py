@@ -394,3 +394,19 @@ async def test_two_buses_on_one_database_append_a_racing_key_once(
         (2, outcomes[0].position, Decimal("5.00"))
     }
     assert await store.stream_version("acc-1") == 2
+
+
+async def test_a_racing_open_without_an_id_answers_the_account_the_winner_opened(
+    store: EventStore,
+) -> None:
+    # The retry misses the record (another process commits just after its lookup), so it draws
+    # a fresh account id; the store then reports the duplicate: the answer must name the
+    # account that was opened, not the id this attempt drew.
+    setup = CommandBus(AccountRepository(store, 10), RecordingPublisher(), deadline_s=10)
+    first = await setup.execute(OpenAccount("Ada"), "open-1")
+    retrying = CommandBus(KeyLookupJustTooEarly(store), RecordingPublisher(), deadline_s=10)
+
+    retry = await retrying.execute(OpenAccount("Ada"), "open-1")
+
+    assert (retry.account_id, retry.version, retry.replayed) == (first.account_id, 1, True)
+    assert await store.head_position() == first.position

@@ -122,8 +122,12 @@ class EventStore:
             raise ConcurrencyError(stream_id, expected_version, answer.last_version)
         if answer.outcome == "duplicate":
             assert command is not None
+            # bank_append_batch() does not answer the earlier record's stream, which differs from
+            # ours when the racing attempts drew different ids for a new account: read it back.
+            earlier = await self.find_command(command.client, command.idempotency_key)
             raise DuplicateCommand(
-                CommandRecord(
+                earlier
+                or CommandRecord(
                     command.idempotency_key,
                     answer.stored_fingerprint or "",
                     stream_id,

@@ -20,16 +20,27 @@ from auth.tokens import SCOPES, checked_scopes, grants
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the scopes of their key (`request.user`)."""
+    """Who is calling: the scopes of their key (`request.user`) and, where the key store knows it,
+    a stable id of the key (never derived from the token): per-client state such as idempotency
+    keys is kept under it."""
 
     scopes: frozenset[str]
+    key_id: str | None = None
+    """`key-<row id>` from SQL; `anonymous` with auth off; None from the Redis mirror (scopes only)."""
 
     def allows(self, scope: str) -> bool:
         return grants(self.scopes, scope)
 
 
-AUTH_OFF_PRINCIPAL = Principal(frozenset(SCOPES))
-"""Every request's principal when `BANK_AUTH=off`."""
+ANONYMOUS_KEY_ID = "anonymous"
+
+AUTH_OFF_PRINCIPAL = Principal(frozenset(SCOPES), ANONYMOUS_KEY_ID)
+"""Every request's principal when `BANK_AUTH=off`: every caller is the same anonymous client."""
+
+
+def key_id_of(row_id: int) -> str:
+    """The stable id of the `api_keys` row `row_id`: unique for ever, unlike a key's name."""
+    return f"key-{row_id}"
 
 
 def requires(scope: str) -> Guard:

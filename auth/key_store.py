@@ -118,10 +118,12 @@ def live_key_scopes(conn: sa.Connection) -> dict[str, frozenset[str]]:
     return {row.token_hash: scopes_from_text(row.scopes) for row in conn.execute(query)}
 
 
-async def load_live_scopes(conn: AsyncConnection, token_hash: str) -> frozenset[str] | None:
-    """The scopes of one live key (the write API's resolver, on its async engine)."""
-    query = sa.select(api_keys.c.scopes).where(
+async def load_live_key(
+    conn: AsyncConnection, token_hash: str
+) -> tuple[int, frozenset[str]] | None:
+    """The row id and scopes of one live key (the write API's resolver, on its async engine)."""
+    query = sa.select(api_keys.c.id, api_keys.c.scopes).where(
         api_keys.c.token_hash == token_hash, api_keys.c.revoked_at.is_(None)
     )
-    text = (await conn.execute(query)).scalar_one_or_none()
-    return None if text is None else scopes_from_text(text)
+    row = (await conn.execute(query)).first()
+    return None if row is None else (row.id, scopes_from_text(row.scopes))

@@ -28,7 +28,7 @@ from litestar.types import ASGIApp
 
 from auth.config import auth_enabled
 from auth.errors import AUTH_EXCEPTION_HANDLERS, AuthUnavailable, Unauthorized
-from auth.guards import AUTH_OFF_PRINCIPAL, Principal
+from auth.guards import AUTH_OFF_PRINCIPAL
 from auth.resolver import KeyResolver, KeyStoreUnavailable
 from auth.tokens import hash_token, looks_like_token
 
@@ -66,13 +66,13 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
         token = _bearer_token(connection.headers.get("authorization"))
         token_hash = hash_token(token)
         try:
-            scopes = await self.resolver(token_hash)
+            principal = await self.resolver(token_hash)
         except KeyStoreUnavailable as exc:
             log.warning("could not check an API key: %s", exc)
             raise AuthUnavailable("could not check the API key right now; retry shortly") from None
-        if scopes is None:
+        if principal is None:
             raise Unauthorized("the bearer token is unknown or revoked")
-        return AuthenticationResult(user=Principal(scopes), auth=token_hash)
+        return AuthenticationResult(user=principal, auth=token_hash)
 
 
 def _bearer_token(header: str | None) -> str:

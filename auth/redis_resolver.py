@@ -11,6 +11,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
+from auth.guards import Principal
 from auth.mirror_layout import BUILT_MARKER, decode_scopes, mirror_key
 from auth.resolver import KeyStoreUnavailable
 from kernel.settings import Settings
@@ -42,7 +43,7 @@ class RedisKeyResolver:
             await self._client.aclose()
             self._client = None
 
-    async def __call__(self, token_hash: str) -> frozenset[str] | None:
+    async def __call__(self, token_hash: str) -> Principal | None:
         if self._client is None:
             raise RuntimeError(
                 "RedisKeyResolver.open() was not called (is the BearerAuth plugin on?)"
@@ -55,4 +56,5 @@ class RedisKeyResolver:
             raise KeyStoreUnavailable(
                 "the API-key mirror is not built yet (the worker rebuilds it)"
             )
-        return None if scopes is None else decode_scopes(scopes)
+        # The mirror holds scopes only: the query API keeps no per-client state.
+        return None if scopes is None else Principal(decode_scopes(scopes))

@@ -1,4 +1,4 @@
-"""What the auth middleware needs from a key store: token hash in, scopes (or None) out.
+"""What the auth middleware needs from a key store: token hash in, the caller (or None) out.
 
 Each API brings its own: the write API reads SQL (`SqlKeyResolver`), the query API reads the Redis
 mirror (`RedisKeyResolver`). `open`/`close` run in the app's lifespan, so no engine or client
@@ -8,6 +8,8 @@ exists before the app starts or after it stops.
 from __future__ import annotations
 
 from typing import Protocol
+
+from auth.guards import Principal
 
 
 class KeyStoreUnavailable(Exception):
@@ -19,6 +21,6 @@ class KeyResolver(Protocol):
 
     async def close(self) -> None: ...
 
-    async def __call__(self, token_hash: str) -> frozenset[str] | None:
-        """The scopes of the live key with this hash; None when no live key has it."""
+    async def __call__(self, token_hash: str) -> Principal | None:
+        """The live key with this hash (its scopes, and its id where known); None when none has it."""
         ...

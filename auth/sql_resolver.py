@@ -15,7 +15,8 @@ from collections.abc import Callable
 import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from auth.key_store import load_live_scopes
+from auth.guards import Principal, key_id_of
+from auth.key_store import load_live_key
 from auth.resolver import KeyStoreUnavailable
 from auth.revocations import RevocationListener
 from kernel.settings import Settings
@@ -46,7 +47,7 @@ class SqlKeyResolver:
         self._clock = clock
         self._revocations = revocations
         self._engine: AsyncEngine | None = None
-        self._cache: dict[str, tuple[frozenset[str], float]] = {}
+        self._cache: dict[str, tuple[Principal, float]] = {}
         self._forgotten = 0  # counts forget calls, so a read that straddles one is not cached
 
     @classmethod
@@ -74,22 +75,24 @@ class SqlKeyResolver:
             await self._engine.dispose()
             self._engine = None
 
-    async def __call__(self, token_hash: str) -> frozenset[str] | None:
+    async def __call__(self, token_hash: str) -> Principal | None:
         now = self._clock()
         cached = self._cache.get(token_hash)
         if cached is not None and cached[1] > now:
             return cached[0]
         forgotten_before = self._forgotten
-        scopes = await self._load(token_hash)
-        if scopes is None:
+        principal = await self._load(token_hash)
+        if principal is None:
             self._cache.pop(token_hash, None)
             return None
         if self._forgotten != forgotten_before:
-            return scopes  # a revoke was heard during the read, which may predate it: don't cache
+            return (
+                principal  # a revoke was heard during the read, which may predate it: don't cache
+            )
         if len(self._cache) >= MAX_CACHED_KEYS:
             self._cache.clear()
-        self._cache[token_hash] = (scopes, now + self._ttl_s)
-        return scopes
+        self._cache[token_hash] = (principal, now + self._ttl_s)
+        return principal
 
     def forget(self, token_hash: str) -> None:
         """Drop one key from the cache (it was revoked): its next request asks the database."""
@@ -101,15 +104,19 @@ class SqlKeyResolver:
         self._forgotten += 1
         self._cache.clear()
 
-    async def _load(self, token_hash: str) -> frozenset[str] | None:
+    async def _load(self, token_hash: str) -> Principal | None:
         if self._engine is None:
             raise RuntimeError(
                 "SqlKeyResolver.open() was not called (is the BearerAuth plugin on?)"
             )
         try:
             async with self._engine.connect() as conn:
-                return await load_live_scopes(conn, token_hash)
+                live = await load_live_key(conn, token_hash)
         except _UNAVAILABLE as exc:
             raise KeyStoreUnavailable(
                 f"the key store is unreachable ({type(exc).__name__})"
             ) from exc
+        if live is None:
+            return None
+        row_id, scopes = live
+        return Principal(scopes, key_id_of(row_id))

@@ -2,7 +2,7 @@
 
 Ceiling: raw single-row INSERT transactions into the same `events` table, through the same driver
 (psycopg 3 async, one connection per task, autocommit). A third figure calls the store's own
-`bank_append(...)` function through raw psycopg: the gap between it and the store is SQLAlchemy's
+`bank_append_batch(...)` function, one append per call, through raw psycopg: the gap between it and the store is SQLAlchemy's
 async layer, the gap between it and the INSERTs is the store's design (lock, version check).
 """
 
@@ -37,7 +37,7 @@ _RAW_INSERT = (
     "INSERT INTO events (stream_id, version, event_id, type, payload, metadata, schema_version, "
     "recorded_at) VALUES (%s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, clock_timestamp())"
 )
-_RAW_APPEND = "SELECT outcome FROM bank_append(%s, %s, %s::jsonb, NULL, NULL, NULL)"
+_RAW_APPEND = "SELECT outcome FROM bank_append_batch(%s::jsonb)"
 
 
 def _psycopg_url(database_url: str) -> str:
@@ -96,7 +96,8 @@ async def _raw_rate(env: BenchEnv, seconds: float, statement: str) -> float:
             else:
                 one = {"event_id": str(uuid.uuid4()), "type": event.type, "payload": event.payload,
                        "metadata": {}, "schema_version": 1}  # fmt: skip
-                params = (stream, version, batch_of.encode([one]).decode())
+                appends = [{"stream_id": stream, "expected_version": version, "events": [one]}]
+                params = (batch_of.encode(appends).decode(),)
             await conn.execute(statement, params)
         finally:
             free.append(conn)
@@ -123,7 +124,7 @@ def run(env: BenchEnv, config: BenchConfig) -> Outcome:
             Figure(t, "ceiling: raw INSERT transactions (psycopg async)", raw, "rows/s"),
             Figure(
                 t,
-                "bank_append() through raw psycopg",
+                "bank_append_batch() of one append through raw psycopg",
                 raw_fn,
                 "appends/s",
                 raw_fn / raw,
@@ -145,7 +146,7 @@ def run(env: BenchEnv, config: BenchConfig) -> Outcome:
                 store,
                 "appends/s",
                 store / raw_fn,
-                "bank_append() raw",
+                "bank_append_batch() raw",
             ),
         ],
         notes=[f"{TITLE}: {TASKS} tasks, each appending to its own stream for {seconds:g} s."],

@@ -6,7 +6,9 @@ Each field says what it controls; `Settings.from_env()` is the only place that r
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,6 +30,28 @@ def _int_env(name: str, default: int, minimum: int = 1) -> int:
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+_DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(name: str, raw: str) -> timedelta:
+    """`86400`, `90s`, `15m`, `24h` or `7d`: whole seconds, minutes, hours or days, at least 1 s."""
+    match = _DURATION.match(raw.strip().lower())
+    if match is None or int(match[1]) == 0:
+        raise SettingsError(
+            f"{name} must be a positive whole number of seconds or a duration such as "
+            f"90s, 15m, 24h or 7d, got {raw!r}"
+        )
+    return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+def _duration_env(name: str, default: timedelta) -> timedelta:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return parse_duration(name, raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +77,12 @@ class Settings:
     `{REDIS_PREFIX}-projections`, so services with different prefixes never share a queue."""
 
     sweep_interval_s: int = 2
-    """How often the worker runs a catch-up even when no command nudged it."""
+    """How often the worker runs a catch-up even when no command nudged it (and purges expired
+    idempotency records)."""
+
+    idempotency_retention: timedelta = timedelta(hours=24)
+    """How long an Idempotency-Key is remembered (`IDEMPOTENCY_RETENTION`, e.g. `24h`, `90m`,
+    `86400`): a retry within it replays; after it, the key is a new command."""
 
     auth_enabled: bool = True
     """Bearer-token authentication on both APIs; only `BANK_AUTH=off` switches it off."""
@@ -76,6 +105,9 @@ class Settings:
             command_deadline_ms=_int_env("COMMAND_DEADLINE_MS", defaults.command_deadline_ms),
             queue_name=os.environ.get("RQ_QUEUE") or f"{prefix}-projections",
             sweep_interval_s=_int_env("SWEEP_INTERVAL_S", defaults.sweep_interval_s),
+            idempotency_retention=_duration_env(
+                "IDEMPOTENCY_RETENTION", defaults.idempotency_retention
+            ),
             auth_enabled=auth_enabled(),
         )
 

@@ -10,7 +10,8 @@ mid-job; `bank worker` then waits for Redis and starts a new loop, so only a sig
 The sweep is a thread that enqueues a catch-up every `sweep_interval_s` when the queue is empty, so
 projections catch up within seconds even when every nudge was lost (Redis down during commits).
 It also rewrites the Redis mirror of the API keys from SQL: Redis keeps nothing on disk here, and
-the query API checks tokens against that mirror only.
+the query API checks tokens against that mirror only; and it deletes the idempotency records older
+than `IDEMPOTENCY_RETENTION` (lookups already ignore them; this keeps the table small).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from kernel.settings import Settings
 from projectors.catch_up import run_catch_up
 from projectors.jobs import enqueue_catch_up, projection_queue
 from write_side.store.database import create_sync_store_engine
+from write_side.store.retention import purge_expired_commands
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,8 @@ def _connect(settings: Settings) -> redis.Redis:
 
 
 class Sweeper(threading.Thread):
-    """Enqueues a catch-up at start and then every `sweep_interval_s` while the queue is empty."""
+    """Enqueues a catch-up at start and then every `sweep_interval_s` while the queue is empty;
+    refreshes the API-key mirror and purges expired idempotency records on the same beat."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(name="projection-sweeper", daemon=True)
@@ -86,6 +89,10 @@ class Sweeper(threading.Thread):
             mirror_api_keys(self._settings, engine=engine, client=connection)
         except (RedisError, OSError, sa.exc.SQLAlchemyError) as exc:
             logger.warning("API key mirror not refreshed: %s", exc)
+        try:
+            purge_expired_commands(engine, self._settings.idempotency_retention)
+        except (OSError, sa.exc.SQLAlchemyError) as exc:
+            logger.warning("expired idempotency records not purged: %s", exc)
 
 
 class ProjectionWorker(SimpleWorker):

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import msgspec
 import pytest
 import redis
+import sqlalchemy as sa
 
 from auth.local_key import ensure_local_key
 from auth.mirror import mirror_api_keys
@@ -40,6 +42,7 @@ from kernel.read_model_layout import BALANCES, STATEMENTS, ReadModelKeys
 from kernel.settings import Settings
 from write_side.store.database import create_async_store_engine, create_sync_store_engine
 from write_side.store.event_store import EventStore
+from write_side.store.schema import commands
 
 BANK = [sys.executable, "-m", "app.cli"]
 
@@ -67,7 +70,27 @@ def env_for(settings: Settings) -> dict[str, str]:
         "RQ_QUEUE": settings.queue_name,
         "SWEEP_INTERVAL_S": str(settings.sweep_interval_s),
         "BANK_AUTH": "on" if settings.auth_enabled else "off",
+        "IDEMPOTENCY_RETENTION": f"{int(settings.idempotency_retention.total_seconds())}s",
     }
+
+
+def age_command_records(database_url: str, age: timedelta) -> None:
+    """Make every idempotency record look `age` old, as if written that long ago."""
+    engine = create_sync_store_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(commands.update().values(recorded_at=datetime.now(UTC) - age))
+    finally:
+        engine.dispose()
+
+
+def command_record_count(database_url: str) -> int:
+    engine = create_sync_store_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(commands)).scalar_one())
+    finally:
+        engine.dispose()
 
 
 # --- traffic ------------------------------------------------------------------------------------

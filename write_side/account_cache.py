@@ -62,5 +62,5 @@ class CachedAccounts:
                 self._accounts.popitem(last=False)
         return result
 
-    async def find_command(self, idempotency_key: str) -> CommandRecord | None:
-        return await self._repository.find_command(idempotency_key)
+    async def find_command(self, client: str, idempotency_key: str) -> CommandRecord | None:
+        return await self._repository.find_command(client, idempotency_key)

@@ -3,7 +3,11 @@
 A command without `expected_version` only raced another writer when its append conflicts, so it is
 retried on the fresh state until it succeeds, a business rule refuses it, or its deadline passes.
 A command with `expected_version` states what the client saw: any other version is a conflict.
-An `Idempotency-Key` makes a retried command answer with its first outcome and append nothing.
+An `Idempotency-Key` makes a retried command answer with its first outcome and append nothing. A key
+belongs to the client that sent it (the API key's id): the same key from two clients is two commands.
+While a command with a key runs, a second one with the same (client, key) in this process waits for
+it, or after the deadline gets IdempotencyKeyInFlight; across processes the store's unique
+(client, key) lets only one append and the other replays its outcome.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from write_side.domain.account import BankAccount
 from write_side.domain.errors import (
     AccountExists,
     CommandTimedOut,
+    IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     LedgerError,
     VersionConflict,
@@ -36,6 +41,7 @@ from write_side.handlers import HANDLERS
 from write_side.publisher import EventPublisher
 from write_side.repository import LoadedAccount
 from write_side.store.records import (
+    ANONYMOUS_CLIENT,
     AppendResult,
     CommandRecord,
     ConcurrencyError,
@@ -73,7 +79,7 @@ class Accounts(Protocol):
         command: CommandRecord | None = None,
     ) -> AppendResult: ...
 
-    async def find_command(self, idempotency_key: str) -> CommandRecord | None: ...
+    async def find_command(self, client: str, idempotency_key: str) -> CommandRecord | None: ...
 
 
 class CommandBus:
@@ -81,14 +87,44 @@ class CommandBus:
         self._repository = repository
         self._publisher = publisher
         self._deadline_s = deadline_s
+        self._in_flight: dict[tuple[str, str], asyncio.Event] = {}
+        """(client, key) of the keyed commands running in this process; set when each ends."""
 
-    async def execute(self, command: Command, idempotency_key: str | None = None) -> CommandOutcome:
-        record = None
-        if idempotency_key is not None:
-            record = CommandRecord(idempotency_key, fingerprint(command), "", 0, 0, {})
-            earlier = await self._repository.find_command(idempotency_key)
+    async def execute(
+        self,
+        command: Command,
+        idempotency_key: str | None = None,
+        *,
+        client: str = ANONYMOUS_CLIENT,
+    ) -> CommandOutcome:
+        """Run `command`; with `idempotency_key`, once per (client, key) within the retention."""
+        if idempotency_key is None:
+            return await self._execute_new(command, None)
+        slot = (client, idempotency_key)
+        await self._wait_for_earlier(slot)
+        finished = self._in_flight[slot] = asyncio.Event()
+        try:
+            record = CommandRecord(idempotency_key, fingerprint(command), "", 0, 0, {}, client)
+            earlier = await self._repository.find_command(client, idempotency_key)
             if earlier is not None:
                 return self._replay(record, earlier)
+            return await self._execute_new(command, record)
+        finally:
+            del self._in_flight[slot]
+            finished.set()
+
+    async def _wait_for_earlier(self, slot: tuple[str, str]) -> None:
+        """Until no command with this (client, key) runs here; another may start as one ends."""
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                while (running := self._in_flight.get(slot)) is not None:
+                    await running.wait()
+        except TimeoutError:
+            raise IdempotencyKeyInFlight(
+                "a request with this Idempotency-Key is still being processed; retry shortly"
+            ) from None
+
+    async def _execute_new(self, command: Command, record: CommandRecord | None) -> CommandOutcome:
         if isinstance(command, OpenAccount) and command.account_id is None:
             command = dataclasses.replace(command, account_id=uuid.uuid4().hex)
         try:
@@ -171,7 +207,7 @@ class CommandBus:
     async def _find_earlier(self, record: CommandRecord | None) -> CommandRecord | None:
         if record is None:
             return None
-        return await self._repository.find_command(record.idempotency_key)
+        return await self._repository.find_command(record.client, record.idempotency_key)
 
     @staticmethod
     def _replay(record: CommandRecord, earlier: CommandRecord) -> CommandOutcome:

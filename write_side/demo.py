@@ -79,7 +79,11 @@ async def run_demo(
     account_ids = [f"demo-{run_id}-{n:07d}" for n in range(accounts)]
     engine = create_async_store_engine(settings.database_url, pool_size=concurrency)
     bus = CommandBus(
-        CachedAccounts(AccountRepository(EventStore(engine), settings.snapshot_every)),
+        CachedAccounts(
+            AccountRepository(
+                EventStore(engine, settings.idempotency_retention), settings.snapshot_every
+            )
+        ),
         publisher or NoPublisher(),
         settings.command_deadline_ms / 1000,
     )

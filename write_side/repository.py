@@ -79,5 +79,5 @@ class AccountRepository:
                 "snapshot of %s at version %d not saved: %s", account.account_id, version, exc
             )
 
-    async def find_command(self, idempotency_key: str) -> CommandRecord | None:
-        return await self._store.find_command(idempotency_key)
+    async def find_command(self, client: str, idempotency_key: str) -> CommandRecord | None:
+        return await self._store.find_command(client, idempotency_key)

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from kernel.events import DomainEvent
+from tests.support import age_command_records
 from write_side.command_bus import CommandBus
 from write_side.commands import CloseAccount, Deposit, OpenAccount, Withdraw
 from write_side.domain.account import BankAccount
 from write_side.domain.errors import (
     AccountExists,
     CommandTimedOut,
+    IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     InsufficientFunds,
     VersionConflict,
 )
 from write_side.repository import AccountRepository
+from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
 from write_side.store.records import AppendResult, CommandRecord, ConcurrencyError
 
@@ -173,9 +177,9 @@ class KeyLookupJustTooEarly(AccountRepository):
         super().__init__(store, 10)
         self.lookups = 0
 
-    async def find_command(self, idempotency_key: str) -> CommandRecord | None:
+    async def find_command(self, client: str, idempotency_key: str) -> CommandRecord | None:
         self.lookups += 1
-        return None if self.lookups == 1 else await super().find_command(idempotency_key)
+        return None if self.lookups == 1 else await super().find_command(client, idempotency_key)
 
 
 @pytest.mark.parametrize(
@@ -258,3 +262,151 @@ async def test_a_command_that_keeps_losing_the_race_times_out_at_its_deadline(
     with pytest.raises(CommandTimedOut):
         await bus.execute(Deposit("acc-1", Decimal("1.00")))
     assert await store.stream_version("acc-1") == 1
+
+
+# --- idempotency keys per client, expiry, in flight ----------------------------------------------
+
+
+async def test_the_same_key_and_body_from_two_clients_are_two_commands(
+    bus: CommandBus, store: EventStore
+) -> None:
+    await bus.execute(OpenAccount("Ada", account_id="acc-1"))
+
+    first = await bus.execute(Deposit("acc-1", Decimal("5.00")), "k-1", client="key-1")
+    second = await bus.execute(Deposit("acc-1", Decimal("5.00")), "k-1", client="key-2")
+    retry = await bus.execute(Deposit("acc-1", Decimal("5.00")), "k-1", client="key-2")
+
+    assert (first.version, second.version) == (2, 3)
+    assert not second.replayed
+    assert (retry.version, retry.balance, retry.replayed) == (3, Decimal("10.00"), True)
+    assert await store.stream_version("acc-1") == 3
+
+
+async def test_the_same_key_with_another_body_from_another_client_is_not_refused(
+    bus: CommandBus, store: EventStore
+) -> None:
+    await bus.execute(OpenAccount("Ada", account_id="acc-1"))
+    await bus.execute(Deposit("acc-1", Decimal("5.00")), "k-1", client="key-1")
+
+    other = await bus.execute(Withdraw("acc-1", Decimal("2.00")), "k-1", client="key-2")
+
+    assert (other.version, other.balance, other.replayed) == (3, Decimal("3.00"), False)
+    with pytest.raises(IdempotencyKeyReused):
+        await bus.execute(Withdraw("acc-1", Decimal("2.00")), "k-1", client="key-1")
+
+
+async def test_an_expired_key_is_a_new_command(
+    bus: CommandBus, store: EventStore, store_url: str
+) -> None:
+    await bus.execute(OpenAccount("Ada", account_id="acc-1"))
+    await bus.execute(Deposit("acc-1", Decimal("5.00")), "k-1")
+    age_command_records(store_url, timedelta(hours=25))  # past the default 24 h retention
+
+    again = await bus.execute(Deposit("acc-1", Decimal("5.00")), "k-1")
+
+    assert (again.version, again.replayed) == (3, False)
+    assert (await bus.execute(Deposit("acc-1", Decimal("5.00")), "k-1")).replayed
+
+
+class SaveHeldAtAGate(AccountRepository):
+    """The first save waits at a gate: a command that is still in flight."""
+
+    def __init__(self, store: EventStore) -> None:
+        super().__init__(store, 10)
+        self.arrived = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def save(
+        self,
+        account: BankAccount,
+        new_events: Sequence[DomainEvent],
+        expected_version: int,
+        metadata: dict[str, str],
+        command: CommandRecord | None = None,
+    ) -> AppendResult:
+        if not self.arrived.is_set():
+            self.arrived.set()
+            await self.gate.wait()
+        return await super().save(account, new_events, expected_version, metadata, command)
+
+
+async def test_a_request_whose_key_is_in_flight_waits_for_it_and_replays_its_answer(
+    store: EventStore,
+) -> None:
+    await CommandBus(AccountRepository(store, 10), RecordingPublisher(), 10).execute(
+        OpenAccount("Ada", account_id="acc-1")
+    )
+    repository = SaveHeldAtAGate(store)
+    bus = CommandBus(repository, RecordingPublisher(), deadline_s=10)
+    first = asyncio.create_task(bus.execute(Deposit("acc-1", Decimal("5.00")), "k-1"))
+    await repository.arrived.wait()
+
+    second = asyncio.create_task(bus.execute(Deposit("acc-1", Decimal("5.00")), "k-1"))
+    repository.gate.set()
+
+    assert ((await first).version, (await second).version) == (2, 2)
+    assert (await second).replayed
+    assert await store.stream_version("acc-1") == 2
+
+
+async def test_a_request_whose_key_stays_in_flight_past_the_deadline_is_refused(
+    store: EventStore,
+) -> None:
+    setup = CommandBus(AccountRepository(store, 10), RecordingPublisher(), 10)
+    for account_id in ("acc-1", "acc-2"):
+        await setup.execute(OpenAccount("Ada", account_id=account_id))
+    repository = SaveHeldAtAGate(store)
+    bus = CommandBus(repository, RecordingPublisher(), deadline_s=0.05)
+    first = asyncio.create_task(bus.execute(Deposit("acc-1", Decimal("5.00")), "k-1"))
+    await repository.arrived.wait()
+
+    with pytest.raises(IdempotencyKeyInFlight):
+        await bus.execute(Deposit("acc-1", Decimal("5.00")), "k-1")
+    other_client = await bus.execute(Deposit("acc-2", Decimal("5.00")), "k-1", client="key-2")
+
+    repository.gate.set()
+    assert ((await first).version, other_client.version) == (2, 2)
+    assert await store.stream_version("acc-1") == 2
+
+
+async def test_two_buses_on_one_database_append_a_racing_key_once(
+    store: EventStore, store_url: str
+) -> None:
+    # Two processes' write APIs: each its own engine, batcher and in-flight map.
+    other_engine = create_async_store_engine(store_url)
+    try:
+        buses = [
+            CommandBus(AccountRepository(each, 10), RecordingPublisher(), deadline_s=10)
+            for each in (store, EventStore(other_engine))
+        ]
+        await buses[0].execute(OpenAccount("Ada", account_id="acc-1"))
+
+        outcomes = await asyncio.gather(
+            *(
+                buses[n % 2].execute(Deposit("acc-1", Decimal("5.00")), "k-1", client="key-1")
+                for n in range(8)
+            )
+        )
+    finally:
+        await other_engine.dispose()
+
+    assert {(o.version, o.position, o.balance) for o in outcomes} == {
+        (2, outcomes[0].position, Decimal("5.00"))
+    }
+    assert await store.stream_version("acc-1") == 2
+
+
+async def test_a_racing_open_without_an_id_answers_the_account_the_winner_opened(
+    store: EventStore,
+) -> None:
+    # The retry misses the record (another process commits just after its lookup), so it draws
+    # a fresh account id; the store then reports the duplicate: the answer must name the
+    # account that was opened, not the id this attempt drew.
+    setup = CommandBus(AccountRepository(store, 10), RecordingPublisher(), deadline_s=10)
+    first = await setup.execute(OpenAccount("Ada"), "open-1")
+    retrying = CommandBus(KeyLookupJustTooEarly(store), RecordingPublisher(), deadline_s=10)
+
+    retry = await retrying.execute(OpenAccount("Ada"), "open-1")
+
+    assert (retry.account_id, retry.version, retry.replayed) == (first.account_id, 1, True)
+    assert await store.head_position() == first.position

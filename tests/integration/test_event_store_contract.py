@@ -11,16 +11,31 @@ import pytest
 import sqlalchemy.exc
 
 from kernel.events import NewEvent
+from tests.support import age_command_records, command_record_count
+from write_side.store.database import create_sync_store_engine
 from write_side.store.event_store import EventStore
-from write_side.store.records import CommandRecord, ConcurrencyError, DuplicateCommand, Snapshot
+from write_side.store.records import (
+    ANONYMOUS_CLIENT,
+    CommandRecord,
+    ConcurrencyError,
+    DuplicateCommand,
+    Snapshot,
+)
+from write_side.store.retention import purge_expired_commands
 
 
 def new_events(count: int, type_: str = "MoneyDeposited", **payload: Any) -> list[NewEvent]:
     return [NewEvent(type_, {"n": n, **payload}) for n in range(count)]
 
 
-def command_record(key: str, fingerprint: str = "f" * 64) -> CommandRecord:
-    return CommandRecord(key, fingerprint, "", 0, 0, {"balance": "12.50"})
+def command_record(
+    key: str, fingerprint: str = "f" * 64, client: str = ANONYMOUS_CLIENT
+) -> CommandRecord:
+    return CommandRecord(key, fingerprint, "", 0, 0, {"balance": "12.50"}, client)
+
+
+def store_url_of(store: EventStore) -> str:
+    return store.engine.url.render_as_string(hide_password=False)
 
 
 # --- appending ----------------------------------------------------------------------------------
@@ -231,12 +246,12 @@ async def test_recorded_at_is_utc_even_when_the_database_session_uses_another_ti
 async def test_an_idempotency_record_is_written_with_the_events(store: EventStore) -> None:
     result = await store.append("acc-1", new_events(2), 0, command_record("key-1"))
 
-    record = await store.find_command("key-1")
+    record = await store.find_command(ANONYMOUS_CLIENT, "key-1")
 
     assert record == CommandRecord(
         "key-1", "f" * 64, "acc-1", result.last_version, result.last_position, {"balance": "12.50"}
     )
-    assert await store.find_command("key-2") is None
+    assert await store.find_command(ANONYMOUS_CLIENT, "key-2") is None
 
 
 async def test_reusing_an_idempotency_key_raises_duplicate_command_and_appends_nothing(
@@ -269,7 +284,49 @@ async def test_a_refused_append_leaves_no_idempotency_record(store: EventStore) 
     with pytest.raises(ConcurrencyError):
         await store.append("acc-1", new_events(1), 0, command_record("key-1"))
 
-    assert await store.find_command("key-1") is None
+    assert await store.find_command(ANONYMOUS_CLIENT, "key-1") is None
+
+
+async def test_the_same_key_from_another_client_is_another_command(store: EventStore) -> None:
+    first = await store.append("acc-1", new_events(1), 0, command_record("key-1", client="key-1"))
+
+    second = await store.append("acc-1", new_events(1), 1, command_record("key-1", client="key-2"))
+
+    assert second.last_version == first.last_version + 1
+    found = await store.find_command("key-2", "key-1")
+    assert found is not None
+    assert (found.client, found.last_position) == ("key-2", second.last_position)
+    assert await store.find_command("key-3", "key-1") is None
+
+
+async def test_an_expired_record_is_ignored_and_a_new_command_takes_its_key(
+    store: EventStore,
+) -> None:
+    await store.append("acc-1", new_events(1), 0, command_record("key-1"))
+    age_command_records(store_url_of(store), timedelta(hours=25))  # retention: 24 h by default
+
+    assert await store.find_command(ANONYMOUS_CLIENT, "key-1") is None
+    again = await store.append("acc-1", new_events(1), 1, command_record("key-1", "other"))
+
+    found = await store.find_command(ANONYMOUS_CLIENT, "key-1")
+    assert found is not None
+    assert (found.fingerprint, found.last_version) == ("other", again.last_version)
+    assert command_record_count(store_url_of(store)) == 1
+
+
+async def test_the_purge_deletes_expired_records_only(store: EventStore) -> None:
+    await store.append("acc-1", new_events(1), 0, command_record("old"))
+    age_command_records(store_url_of(store), timedelta(hours=25))
+    await store.append("acc-1", new_events(1), 1, command_record("new"))
+    engine = create_sync_store_engine(store_url_of(store))
+    try:
+        purged = purge_expired_commands(engine, timedelta(hours=24))
+    finally:
+        engine.dispose()
+
+    assert purged == 1
+    assert await store.find_command(ANONYMOUS_CLIENT, "new") is not None
+    assert command_record_count(store_url_of(store)) == 1
 
 
 # --- snapshots ----------------------------------------------------------------------------------

@@ -1,20 +1,26 @@
-"""Migrations on empty databases: they create the event store, and running them again changes nothing."""
+"""Migrations on empty databases: they create the event store, and running them again changes
+nothing; 0004 on a store that already holds idempotency records keeps them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from tests.conftest import create_pg_database, drop_pg_database
-from write_side.store.database import create_sync_store_engine
+from tests.support import age_command_records
+from write_side.store.database import create_async_store_engine, create_sync_store_engine
+from write_side.store.event_store import EventStore
 from write_side.store.migrate import alembic_config, upgrade_to_head
-from write_side.store.schema import metadata
+from write_side.store.records import ANONYMOUS_CLIENT, ANY_CLIENT
+from write_side.store.schema import commands, metadata
 
 EVENT_STORE_TABLES = {"events", "snapshots", "commands", "alembic_version"}
 
@@ -79,7 +85,7 @@ def test_migrating_an_empty_postgresql_database_creates_the_tables_and_the_appen
 
     state = inspect_database(empty_pg_url)
     assert state["tables"] >= EVENT_STORE_TABLES
-    assert state["functions"] == {"bank_append", "bank_append_batch"}
+    assert state["functions"] == {"bank_append_batch"}
     assert state["revision"] == head_revision()
 
 
@@ -129,3 +135,80 @@ def test_the_migrated_schema_matches_the_schema_the_queries_are_written_against(
         engine.dispose()
 
     assert differences == []
+
+
+def _old_command_row(url: str) -> None:
+    """What a pre-0004 store holds: a global idempotency record of a committed deposit."""
+    engine = create_sync_store_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO commands (idempotency_key, fingerprint, stream_id, last_version,"
+                    " last_position, result, recorded_at)"
+                    " VALUES ('order-1', :fingerprint, 'acc-1', 2, 2, :result, :recorded_at)"
+                ),
+                {
+                    "fingerprint": "f" * 64,
+                    "result": '{"balance": "5.00"}',
+                    "recorded_at": datetime.now(UTC),
+                },
+            )
+    finally:
+        engine.dispose()
+
+
+async def test_upgrading_keeps_earlier_idempotency_records_answering_every_client(
+    empty_url: str,
+) -> None:
+    command.upgrade(alembic_config(empty_url), "0003")
+    _old_command_row(empty_url)
+
+    upgrade_to_head(empty_url)
+
+    engine = create_async_store_engine(empty_url)
+    try:
+        store = EventStore(engine)
+        for client in ("key-1", "key-2", ANONYMOUS_CLIENT):
+            found = await store.find_command(client, "order-1")
+            assert found is not None
+            assert (found.client, found.last_position, found.result) == (
+                ANY_CLIENT,
+                2,
+                {"balance": "5.00"},
+            )
+        age_command_records(empty_url, timedelta(hours=25))
+        assert await store.find_command("key-1", "order-1") is None
+    finally:
+        await engine.dispose()
+
+
+def test_downgrading_0004_restores_one_record_per_key(empty_url: str) -> None:
+    upgrade_to_head(empty_url)
+    engine = create_sync_store_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            for client in ("key-1", "key-2"):
+                conn.execute(
+                    commands.insert().values(
+                        client=client,
+                        idempotency_key="order-1",
+                        fingerprint="f" * 64,
+                        stream_id="acc-1",
+                        last_version=1,
+                        last_position=1,
+                        result={},
+                        recorded_at=datetime.now(UTC),
+                    )
+                )
+
+        command.downgrade(alembic_config(empty_url), "0003")
+
+        state = inspect_database(empty_url)
+        assert "client" not in state["columns"]["commands"]  # type: ignore[index]
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM commands")).scalar_one() == 1
+        if "functions" in state:
+            assert state["functions"] == {"bank_append", "bank_append_batch"}
+    finally:
+        engine.dispose()

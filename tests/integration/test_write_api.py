@@ -9,7 +9,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from auth.key_store import create_key
 from tests.integration.write_api_client import assert_error, store_of, write_api
+from tests.support import age_command_records
+from write_side.store.database import create_sync_store_engine
 
 Client = AsyncTestClient[Litestar]
 
@@ -412,3 +415,69 @@ async def test_the_openapi_schema_is_served_and_lists_every_endpoint(client: Cli
         "/accounts/{account_id}/events",
         "/health",
     }
+
+
+# --- idempotency keys belong to the API key that sent them -------------------------------------
+
+
+def _two_write_keys(database_url: str) -> tuple[dict[str, str], dict[str, str]]:
+    engine = create_sync_store_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            tokens = [create_key(conn, name, ["write"]) for name in ("alice", "bob")]
+    finally:
+        engine.dispose()
+    alice, bob = ({"Authorization": f"Bearer {token}"} for token in tokens)
+    return alice, bob
+
+
+async def test_two_api_keys_sending_the_same_idempotency_key_make_two_commands(
+    store_url: str,
+) -> None:
+    alice, bob = _two_write_keys(store_url)
+    key = {"Idempotency-Key": "order-1"}
+    async with write_api(store_url, auth_enabled=True) as client:
+        await client.post("/accounts", json={"owner": "Ada", "account_id": "acc-1"}, headers=alice)
+        deposit = {"amount": "5.00"}
+
+        by_alice = await client.post("/accounts/acc-1/deposit", json=deposit, headers=alice | key)
+        by_bob = await client.post("/accounts/acc-1/deposit", json=deposit, headers=bob | key)
+        bob_retry = await client.post("/accounts/acc-1/deposit", json=deposit, headers=bob | key)
+        bob_other = await client.post(
+            "/accounts/acc-1/withdraw", json={"amount": "1.00"}, headers=bob | key
+        )
+
+        assert (by_alice.status_code, by_bob.status_code) == (200, 200)
+        assert (by_alice.json()["version"], by_bob.json()["version"]) == (2, 3)
+        assert by_bob.json()["balance"] == "10.00"
+        assert bob_retry.json() == by_bob.json()
+        assert_error(bob_other, 422, "idempotency_key_reused")
+        assert await store_of(client).stream_version("acc-1") == 3
+
+
+async def test_another_api_key_may_use_a_key_with_a_different_body(store_url: str) -> None:
+    alice, bob = _two_write_keys(store_url)
+    key = {"Idempotency-Key": "order-1"}
+    async with write_api(store_url, auth_enabled=True) as client:
+        await client.post("/accounts", json={"owner": "Ada", "account_id": "acc-1"}, headers=alice)
+        await client.post("/accounts/acc-1/deposit", json={"amount": "5.00"}, headers=alice | key)
+
+        by_bob = await client.post(
+            "/accounts/acc-1/withdraw", json={"amount": "2.00"}, headers=bob | key
+        )
+
+        assert by_bob.status_code == 200, by_bob.text
+        assert by_bob.json()["balance"] == "3.00"
+
+
+async def test_an_idempotency_key_past_its_retention_is_a_new_command(store_url: str) -> None:
+    key = {"Idempotency-Key": "order-1"}
+    async with write_api(store_url, idempotency_retention=timedelta(hours=1)) as client:
+        await open_account(client)
+        first = await client.post("/accounts/acc-1/deposit", json={"amount": "5"}, headers=key)
+        age_command_records(store_url, timedelta(hours=2))
+
+        again = await client.post("/accounts/acc-1/deposit", json={"amount": "5"}, headers=key)
+
+        assert (first.json()["version"], again.json()["version"]) == (2, 3)
+        assert again.json()["balance"] == "10.00"

@@ -62,3 +62,24 @@ async def test_racing_requests_with_the_same_expected_version_give_one_200_and_4
             assert_error(conflict, 409, "version_conflict")
             assert conflict.json()["current_version"] == 3
         assert await store_of(client).stream_version("acc-1") == 3
+
+
+async def test_racing_requests_with_one_idempotency_key_append_once(pg_url: str) -> None:
+    async with write_api(pg_url) as client:
+        await client.post("/accounts", json={"owner": "Ada", "account_id": "acc-1"})
+        key = {"Idempotency-Key": "order-1"}
+
+        async with racing_client(client) as racing:
+            responses = await asyncio.gather(
+                *(
+                    racing.post("/accounts/acc-1/deposit", json={"amount": "5.00"}, headers=key)
+                    for _ in range(10)
+                )
+            )
+
+        answered = [r for r in responses if r.status_code == 200]
+        for in_flight in (r for r in responses if r.status_code != 200):
+            assert_error(in_flight, 409, "idempotency_key_in_flight")
+        assert answered, [r.text for r in responses]
+        assert {(r.json()["version"], r.json()["balance"]) for r in answered} == {(2, "5.00")}
+        assert await store_of(client).stream_version("acc-1") == 2

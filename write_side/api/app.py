@@ -69,7 +69,7 @@ def create_write_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine = create_async_store_engine(settings.database_url)
         publisher = publisher_factory(settings)
-        store = EventStore(engine)
+        store = EventStore(engine, settings.idempotency_retention)
         repository = CachedAccounts(AccountRepository(store, settings.snapshot_every))
         app.state.store = store
         app.state.bus = CommandBus(repository, publisher, settings.command_deadline_ms / 1000)

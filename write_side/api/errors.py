@@ -27,6 +27,7 @@ STATUS_BY_ERROR: dict[type[domain.LedgerError], int] = {
     domain.BalanceNotZero: 409,
     domain.VersionConflict: 409,
     domain.IdempotencyKeyReused: 422,
+    domain.IdempotencyKeyInFlight: 409,
     domain.CommandTimedOut: 503,
     domain.StoreUnavailable: 503,
 }

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import get, post
+from litestar import Request, get, post
 from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
-from auth.guards import requires
+from auth.guards import Principal, requires
 from kernel.money import format_money
 from write_side.api.json_body import StrictJSON
 from write_side.api.schemas import (
@@ -38,7 +39,9 @@ IdempotencyKey = Annotated[
     HeaderParameter(
         name="Idempotency-Key",
         required=False,
-        description="Retries with the same key and body return the first response and append nothing.",
+        description="Retries with the same key and body from the same API key return the first "
+        "response and append nothing, for IDEMPOTENCY_RETENTION (24 h by default). Keys belong to "
+        "the API key that sent them: another API key's same key is another command.",
     ),
 ]
 AccountIdPath = Annotated[str, PathParameter(description="The account id.")]
@@ -54,6 +57,15 @@ def _key(raw: str | None) -> str | None:
     if raw is not None and not IDEMPOTENCY_KEY.match(raw):
         raise InvalidCommand("Idempotency-Key must be 1 to 200 visible ASCII characters")
     return raw
+
+
+def _client(request: Request[Any, Any, Any]) -> str:
+    """Whose Idempotency-Keys these are: the stable id of the caller's API key (`anonymous` with
+    auth off). The write API's resolver always knows it; a principal without one is a wiring bug."""
+    principal = request.scope.get("user")
+    if not isinstance(principal, Principal) or principal.key_id is None:
+        raise RuntimeError("the caller's API key has no id to scope its idempotency keys")
+    return principal.key_id
 
 
 def _answer(outcome: CommandOutcome) -> CommandResponse:
@@ -74,8 +86,8 @@ ERRORS = {
     401: "unauthorized: no valid bearer token.",
     403: "forbidden: the API key lacks the scope.",
     404: "account_not_found, or not_found for an unknown route.",
-    409: "account_exists, insufficient_funds, account_closed, balance_not_zero or "
-    "version_conflict (with current_version).",
+    409: "account_exists, insufficient_funds, account_closed, balance_not_zero, "
+    "version_conflict (with current_version) or idempotency_key_in_flight.",
     413: "request_too_large: the body is over 16 KiB.",
     415: "unsupported_media_type: the body is not sent as application/json.",
     422: "validation_error (a rule refused the data, e.g. the amount) or idempotency_key_reused.",
@@ -98,18 +110,28 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
 COMMAND_ERRORS = _errors(400, 401, 403, 404, 409, 413, 415, 422, 503)
 
 
-command = partial(post, return_dto=None, guards=WRITE, responses=COMMAND_ERRORS)
-"""`@post` for a command: the write scope, its error answers; the route adds `dto=StrictJSON[Body]`."""
+command = partial(
+    post,
+    return_dto=None,
+    guards=WRITE,
+    responses=COMMAND_ERRORS,
+    dependencies={"client": Provide(_client, sync_to_thread=False)},
+)
+"""`@post` for a command: the write scope, its error answers, the caller's `client` id; the route
+adds `dto=StrictJSON[Body]`."""
 
 
 @command(
     "/accounts", status_code=201, summary="Open an account", dto=StrictJSON[OpenAccountRequest]
 )
 async def open_account(
-    data: OpenAccountRequest, state: State, idempotency_key: IdempotencyKey = None
+    data: OpenAccountRequest,
+    state: State,
+    client: NamedDependency[str],
+    idempotency_key: IdempotencyKey = None,
 ) -> OpenedResponse:
     command = OpenAccount(data.owner, data.currency, data.account_id, data.expected_version)
-    outcome = await _bus(state).execute(command, _key(idempotency_key))
+    outcome = await _bus(state).execute(command, _key(idempotency_key), client=client)
     return OpenedResponse(outcome.account_id, outcome.version, outcome.position)
 
 
@@ -123,10 +145,11 @@ async def deposit(
     account_id: AccountIdPath,
     data: AmountRequest,
     state: State,
+    client: NamedDependency[str],
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
     command = Deposit(_account_id(account_id), data.amount, data.expected_version)
-    return _answer(await _bus(state).execute(command, _key(idempotency_key)))
+    return _answer(await _bus(state).execute(command, _key(idempotency_key), client=client))
 
 
 @command(
@@ -139,10 +162,11 @@ async def withdraw(
     account_id: AccountIdPath,
     data: AmountRequest,
     state: State,
+    client: NamedDependency[str],
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
     command = Withdraw(_account_id(account_id), data.amount, data.expected_version)
-    return _answer(await _bus(state).execute(command, _key(idempotency_key)))
+    return _answer(await _bus(state).execute(command, _key(idempotency_key), client=client))
 
 
 @command(
@@ -154,12 +178,13 @@ async def withdraw(
 async def close_account(
     account_id: AccountIdPath,
     state: State,
+    client: NamedDependency[str],
     data: CloseAccountRequest | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
     expected = data.expected_version if data is not None else None
     command = CloseAccount(_account_id(account_id), expected)
-    return _answer(await _bus(state).execute(command, _key(idempotency_key)))
+    return _answer(await _bus(state).execute(command, _key(idempotency_key), client=client))
 
 
 @get(

@@ -54,6 +54,12 @@ class IdempotencyKeyReused(LedgerError):
     code = "idempotency_key_reused"
 
 
+class IdempotencyKeyInFlight(LedgerError):
+    """A request with the same key from the same client is still running (the retry came early)."""
+
+    code = "idempotency_key_in_flight"
+
+
 class CommandTimedOut(LedgerError):
     """A racing command kept losing the version race until its deadline."""
 

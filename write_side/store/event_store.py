@@ -11,6 +11,7 @@ On SQLite `BEGIN IMMEDIATE` takes the database's single write lock, which serial
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -35,15 +36,22 @@ from write_side.store.records import (
     Snapshot,
     StoredPayload,
 )
+from write_side.store.retention import DEFAULT_RETENTION, valid_after
 from write_side.store.schema import events, snapshots
 from write_side.store.sqlite_append import append_sqlite
 
 
 class EventStore:
-    """One store over one AsyncEngine. Safe to share between concurrent tasks of one event loop."""
+    """One store over one AsyncEngine. Safe to share between concurrent tasks of one event loop.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    Idempotency records older than `idempotency_retention` are treated as absent (retention.py).
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, idempotency_retention: timedelta = DEFAULT_RETENTION
+    ) -> None:
         self._engine = engine
+        self._retention = idempotency_retention
         self._postgres = engine.dialect.name == "postgresql"
         self._batcher = AppendBatcher(engine)
         # Reads are single statements: no transaction needed (the PostgreSQL engine is already
@@ -67,14 +75,22 @@ class EventStore:
     ) -> AppendResult:
         """Append `new_events` after `expected_version` or raise ConcurrencyError.
 
-        With `command`, its idempotency record is written in the same transaction; if its key is
-        already taken, nothing is appended and DuplicateCommand carries the earlier record.
+        With `command`, its idempotency record is written in the same transaction; if its client
+        already holds a live record of its key, nothing is appended and DuplicateCommand carries
+        the earlier record.
         """
         if not new_events:
             raise ValueError("append needs at least one event")
         if self._postgres:
             return await self._append_postgres(stream_id, new_events, expected_version, command)
-        return await append_sqlite(self._engine, stream_id, new_events, expected_version, command)
+        return await append_sqlite(
+            self._engine,
+            stream_id,
+            new_events,
+            expected_version,
+            command,
+            valid_after(self._retention),
+        )
 
     async def _append_postgres(
         self,
@@ -96,7 +112,9 @@ class EventStore:
                 }
                 for e in new_events
             ],
+            "command_client": command.client if command else None,
             "command_key": command.idempotency_key if command else None,
+            "command_valid_after": valid_after(self._retention) if command else None,
             "command_fingerprint": command.fingerprint if command else None,
             "command_result": command.result if command else None,
         }
@@ -105,14 +123,19 @@ class EventStore:
             raise ConcurrencyError(stream_id, expected_version, answer.last_version)
         if answer.outcome == "duplicate":
             assert command is not None
+            # bank_append_batch() does not answer the earlier record's stream, which differs from
+            # ours when the racing attempts drew different ids for a new account: read it back.
+            earlier = await self.find_command(command.client, command.idempotency_key)
             raise DuplicateCommand(
-                CommandRecord(
+                earlier
+                or CommandRecord(
                     command.idempotency_key,
                     answer.stored_fingerprint or "",
                     stream_id,
                     answer.last_version,
                     answer.last_position or 0,
                     answer.stored_result or {},
+                    command.client,
                 )
             )
         assert answer.last_position is not None
@@ -155,9 +178,10 @@ class EventStore:
         async with self._autocommit.connect() as conn:
             return await current_version(conn, stream_id)
 
-    async def find_command(self, idempotency_key: str) -> CommandRecord | None:
+    async def find_command(self, client: str, idempotency_key: str) -> CommandRecord | None:
+        """`client`'s live record of `idempotency_key`; None when absent or expired."""
         async with self._autocommit.connect() as conn:
-            return await find_command(conn, idempotency_key)
+            return await find_command(conn, client, idempotency_key, valid_after(self._retention))
 
     async def load_for_replay(
         self, stream_id: str, snapshot_schema_versions: tuple[int, int]

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kernel.events import RecordedEvent
-from write_side.store.records import CommandRecord
+from write_side.store.records import ANY_CLIENT, CommandRecord
 from write_side.store.schema import commands, events, snapshots
 
 EVENT_COLUMNS = (
@@ -84,7 +84,11 @@ async def current_version(conn: AsyncConnection, stream_id: str) -> int:
     return int((await conn.execute(query)).scalar_one())
 
 
-async def find_command(conn: AsyncConnection, key: str) -> CommandRecord | None:
+async def find_command(
+    conn: AsyncConnection, client: str, key: str, valid_after: datetime
+) -> CommandRecord | None:
+    """The live record of `client`'s `key`: one recorded before `valid_after` has expired (the
+    sweep may not have purged it yet) and is ignored. Pre-0004 records (ANY_CLIENT) match anyone."""
     query = sa.select(
         commands.c.idempotency_key,
         commands.c.fingerprint,
@@ -92,6 +96,11 @@ async def find_command(conn: AsyncConnection, key: str) -> CommandRecord | None:
         commands.c.last_version,
         commands.c.last_position,
         commands.c.result,
-    ).where(commands.c.idempotency_key == key)
+        commands.c.client,
+    ).where(
+        commands.c.idempotency_key == key,
+        commands.c.client.in_([client, ANY_CLIENT]),
+        commands.c.recorded_at >= valid_after,
+    )
     row = (await conn.execute(query)).first()
     return CommandRecord(*row) if row else None

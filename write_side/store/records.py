@@ -6,6 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+ANONYMOUS_CLIENT = "anonymous"
+"""The client of every command when there is no API key to tell clients apart (BANK_AUTH=off)."""
+
+ANY_CLIENT = "*"
+"""The client of the records written before keys were scoped (migration 0004): like then, such a
+record answers every client, until it expires."""
+
 
 @dataclass(frozen=True, slots=True)
 class AppendResult:
@@ -15,7 +22,10 @@ class AppendResult:
 
 @dataclass(frozen=True, slots=True)
 class CommandRecord:
-    """What an idempotent command left behind: enough to answer its retry with the same response."""
+    """What an idempotent command left behind: enough to answer its retry with the same response.
+
+    A key belongs to the `client` that sent it: the same key from another client is another command.
+    """
 
     idempotency_key: str
     fingerprint: str
@@ -23,6 +33,7 @@ class CommandRecord:
     last_version: int
     last_position: int
     result: dict[str, Any]
+    client: str = ANONYMOUS_CLIENT
 
 
 @dataclass(frozen=True, slots=True)

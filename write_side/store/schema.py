@@ -1,5 +1,6 @@
 """The relational schema of the event store. Alembic migrations create it; this module describes it
-for queries. Events are only ever inserted: nothing in the code updates or deletes them."""
+for queries. Events are only ever inserted: nothing in the code updates or deletes them. Command
+(idempotency) records expire: the worker's sweep deletes them after their retention."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ snapshots = sa.Table(
 commands = sa.Table(
     "commands",
     metadata,
+    # Keys are per client (the API key that sent them); see records.CommandRecord.
+    sa.Column("client", sa.String(64), primary_key=True),
     sa.Column("idempotency_key", sa.String(200), primary_key=True),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("stream_id", sa.String(64), nullable=False),
@@ -47,4 +50,5 @@ commands = sa.Table(
     sa.Column("last_position", sa.BigInteger, nullable=False),
     sa.Column("result", Json, nullable=False),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_commands_recorded_at", "recorded_at"),  # the purge of expired records
 )

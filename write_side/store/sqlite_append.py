@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kernel.events import NewEvent
 from write_side.store.queries import current_version, find_command
@@ -25,13 +25,17 @@ async def append_sqlite(
     new_events: Sequence[NewEvent],
     expected_version: int,
     command: CommandRecord | None,
+    valid_after: datetime,
 ) -> AppendResult:
+    """Append as EventStore.append does; idempotency records before `valid_after` have expired."""
     now = datetime.now(UTC)
     async with engine.connect() as conn:
         conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
         async with conn.begin():
             if command is not None:
-                existing = await find_command(conn, command.idempotency_key)
+                existing = await find_command(
+                    conn, command.client, command.idempotency_key, valid_after
+                )
                 if existing is not None:
                     raise DuplicateCommand(existing)
             current = await current_version(conn, stream_id)
@@ -55,9 +59,11 @@ async def append_sqlite(
                 position = inserted.scalar_one()
             last_version = expected_version + len(new_events)
             if command is not None:
+                await _replace_expired_record(conn, command)
                 await conn.execute(
                     commands.insert(),
                     {
+                        "client": command.client,
                         "idempotency_key": command.idempotency_key,
                         "fingerprint": command.fingerprint,
                         "stream_id": stream_id,
@@ -68,3 +74,14 @@ async def append_sqlite(
                     },
                 )
     return AppendResult(last_version=last_version, last_position=position)
+
+
+async def _replace_expired_record(conn: AsyncConnection, command: CommandRecord) -> None:
+    """Only an expired record of this client's key can still be there (the lookup above ignored
+    it): the new command takes its place."""
+    await conn.execute(
+        commands.delete().where(
+            commands.c.client == command.client,
+            commands.c.idempotency_key == command.idempotency_key,
+        )
+    )

@@ -10,5 +10,4 @@ Integration surface (each module is small and imports nothing heavy at import ti
 - `auth.mirror.mirror_api_keys`: rebuilds the Redis mirror from SQL (worker sweep).
 - `auth.local_key.ensure_local_key`: the key `bank up` prints.
 - `app.apikey_cli.apikey`: the `bank apikey` click group.
-- `auth.config.auth_enabled`: reads `BANK_AUTH`.
 """

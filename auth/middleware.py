@@ -26,7 +26,6 @@ from litestar.openapi.spec import Components, SecurityRequirement, SecuritySchem
 from litestar.plugins import InitPlugin
 from litestar.types import ASGIApp
 
-from auth.config import auth_enabled
 from auth.errors import AUTH_EXCEPTION_HANDLERS, AuthUnavailable, Unauthorized
 from auth.guards import AUTH_OFF_PRINCIPAL
 from auth.resolver import KeyResolver, KeyStoreUnavailable
@@ -92,11 +91,11 @@ def auth_middleware(resolver: KeyResolver, *, enabled: bool = True) -> DefineMid
 
 
 class BearerAuth(InitPlugin):
-    """`Litestar(plugins=[BearerAuth(resolver)])`; `enabled=None` reads `BANK_AUTH` (now)."""
+    """`Litestar(plugins=[BearerAuth(resolver, enabled=settings.auth_enabled)])`."""
 
-    def __init__(self, resolver: KeyResolver, *, enabled: bool | None = None) -> None:
+    def __init__(self, resolver: KeyResolver, *, enabled: bool = True) -> None:
         self.resolver = resolver
-        self.enabled = auth_enabled() if enabled is None else enabled
+        self.enabled = enabled
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.middleware.insert(0, auth_middleware(self.resolver, enabled=self.enabled))

@@ -19,6 +19,27 @@ class SettingsError(ValueError):
     """An environment variable holds a value the service cannot use."""
 
 
+AUTH_ENV = "BANK_AUTH"
+
+
+class AuthSettingError(SettingsError):
+    """`BANK_AUTH` holds a value that is neither `on` nor `off`."""
+
+
+def auth_enabled() -> bool:
+    """Auth is on unless `BANK_AUTH=off`: switching it off must be a deliberate act, so anything
+    but `on`/`off` (or unset) is refused at startup instead of being read as one or the other."""
+    raw = os.environ.get(AUTH_ENV)
+    if raw is None or raw.strip() == "":
+        return True
+    value = raw.strip().lower()
+    if value == "off":
+        return False
+    if value == "on":
+        return True
+    raise AuthSettingError(f"{AUTH_ENV} must be 'on' or 'off' (unset means on), got {raw!r}")
+
+
 def _int_env(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -95,8 +116,6 @@ class Settings:
             raise SettingsError(
                 f"REDIS_PREFIX must be non-empty without braces, colons or spaces, got {prefix!r}"
             )
-        from auth.config import auth_enabled  # auth imports this module
-
         return cls(
             database_url=os.environ.get("DATABASE_URL") or defaults.database_url,
             redis_url=os.environ.get("REDIS_URL") or defaults.redis_url,

@@ -14,7 +14,6 @@ from litestar import Litestar, get, post
 from litestar.openapi import OpenAPIConfig
 from litestar.testing import AsyncTestClient
 
-from auth.config import AuthSettingError
 from auth.guards import requires
 from auth.key_store import create_key, revoke_key
 from auth.middleware import BearerAuth
@@ -24,7 +23,7 @@ from auth.redis_resolver import RedisKeyResolver
 from auth.resolver import KeyResolver
 from auth.sql_resolver import SqlKeyResolver
 from auth.tokens import ADMIN, READ, WRITE, new_token
-from kernel.settings import Settings
+from kernel.settings import AuthSettingError, Settings
 from tests.support import mirror_keys
 from write_side.api.errors import EXCEPTION_HANDLERS
 from write_side.store.database import create_async_store_engine, create_sync_store_engine
@@ -51,6 +50,9 @@ async def health() -> dict[str, str]:
 
 
 def build_app(resolver: KeyResolver, *, enabled: bool | None = None) -> Litestar:
+    """`enabled=None`: as the APIs do, from the settings the environment gives."""
+    if enabled is None:
+        enabled = Settings.from_env().auth_enabled
     return Litestar(
         route_handlers=[open_account, account_events, projections, health],
         plugins=[BearerAuth(resolver, enabled=enabled)],

@@ -6,7 +6,6 @@ import hashlib
 
 import pytest
 
-from auth.config import AuthSettingError, auth_enabled
 from auth.guards import requires
 from auth.tokens import (
     ADMIN,
@@ -22,7 +21,7 @@ from auth.tokens import (
     scopes_to_text,
     token_matches,
 )
-from kernel.settings import SettingsError
+from kernel.settings import AuthSettingError, SettingsError, auth_enabled
 
 
 def test_a_new_token_is_prefixed_and_carries_256_random_bits() -> None:

@@ -53,7 +53,7 @@ def write_api(host: str, port: int, workers: int) -> None:
     """Serve the write API (commands in, events appended)."""
     load_settings()
     click.echo(f"write API on http://{host}:{port} (docs: http://{host}:{port}/schema)")
-    _serve("write_side.api.app:create_app_from_env", host, port, workers)
+    _serve("app.wiring:write_api_from_env", host, port, workers)
 
 
 @bank.command("query-api")
@@ -64,7 +64,7 @@ def query_api(host: str, port: int, workers: int) -> None:
     """Serve the query API (read models from Redis)."""
     load_settings()
     click.echo(f"query API on http://{host}:{port} (docs: http://{host}:{port}/schema)")
-    _serve("read_side.api.app:create_app_from_env", host, port, workers)
+    _serve("app.wiring:query_api_from_env", host, port, workers)
 
 
 @bank.command()

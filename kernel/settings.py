@@ -9,7 +9,6 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_SQLITE_PATH = Path("var") / "bank.db"
@@ -129,8 +128,3 @@ class Settings:
             ),
             auth_enabled=auth_enabled(),
         )
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings.from_env()

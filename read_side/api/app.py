@@ -19,7 +19,6 @@ from redis.backoff import ExponentialBackoff
 
 from auth.middleware import BearerAuth
 from auth.redis_resolver import RedisKeyResolver
-from kernel.logs import configure_logging
 from kernel.settings import Settings
 from read_side.api.errors import EXCEPTION_HANDLERS
 from read_side.api.routes import ROUTES
@@ -85,9 +84,3 @@ def create_query_app(settings: Settings) -> Litestar:
             render_plugins=[SwaggerRenderPlugin()],
         ),
     )
-
-
-def create_app_from_env() -> Litestar:
-    """The factory `bank query-api` serves (uvicorn factory=True)."""
-    configure_logging()
-    return create_query_app(Settings.from_env())

@@ -17,8 +17,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from auth.middleware import BearerAuth
 from auth.sql_resolver import POOL_SIZE as KEY_STORE_POOL_SIZE
 from auth.sql_resolver import SqlKeyResolver
-from kernel.logs import configure_logging
-from kernel.settings import Settings, get_settings
+from kernel.settings import Settings
 from write_side.account_cache import CachedAccounts
 from write_side.api import routes
 from write_side.api.errors import EXCEPTION_HANDLERS
@@ -35,12 +34,6 @@ MAX_BODY_BYTES = 16 * 1024
 HEALTH_TIMEOUT_S = 2.0
 
 PublisherFactory = Callable[[Settings], EventPublisher]
-
-
-def redis_publisher(settings: Settings) -> EventPublisher:
-    from projectors.nudge import RedisNudgePublisher
-
-    return RedisNudgePublisher(settings)
 
 
 @get(
@@ -62,9 +55,10 @@ async def health(state: State) -> Response[HealthResponse]:
     return Response(HealthResponse("ok", "ok"))
 
 
-def create_write_app(
-    settings: Settings, publisher_factory: PublisherFactory = redis_publisher
-) -> Litestar:
+def create_write_app(settings: Settings, publisher_factory: PublisherFactory) -> Litestar:
+    """The write API. `publisher_factory` makes what tells the read side about commits (the
+    shell passes the projectors' nudge; tests may pass a publisher that does nothing)."""
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine = create_async_store_engine(settings.database_url)
@@ -101,11 +95,6 @@ def create_write_app(
         ),
         debug=False,
     )
-
-
-def create_app_from_env() -> Litestar:
-    configure_logging()
-    return create_write_app(get_settings())
 
 
 def _key_resolver(settings: Settings) -> SqlKeyResolver:

@@ -78,12 +78,12 @@ async def _rebuild(
     async with open_context(settings) as ctx:
         for name in names:
             head = await ctx.store.head_position()
-            progress = Progress(f"{name} {'replay' if dry_run else 'rebuild'}", 0, head)
+            label = f"{name} {'replay' if dry_run else 'rebuild'}"
             if dry_run:
-                comparison = await check_projection(
-                    ctx, projection_named(name), progress.advance, runner_wait_s=runner_wait_s
-                )
-                progress.finish()
+                with Progress(label, head) as progress:
+                    comparison = await check_projection(
+                        ctx, projection_named(name), progress.advance, runner_wait_s=runner_wait_s
+                    )
                 if comparison.consistent:
                     click.echo(
                         f"{name}: consistent with a replay of the store "
@@ -97,14 +97,14 @@ async def _rebuild(
                     for line in comparison.differences:
                         click.echo(f"  {line}")
                 continue
-            result = await rebuild_projection(
-                ctx,
-                projection_named(name),
-                batch_size=batch_size,
-                on_batch=progress.advance,
-                runner_wait_s=runner_wait_s,
-            )
-            progress.finish()
+            with Progress(label, head) as progress:
+                result = await rebuild_projection(
+                    ctx,
+                    projection_named(name),
+                    batch_size=batch_size,
+                    on_batch=progress.advance,
+                    runner_wait_s=runner_wait_s,
+                )
             click.echo(
                 f"{name}: rebuilt from {result.events:,} events; generation "
                 f"{result.old_generation} -> {result.new_generation} is live, "

@@ -8,7 +8,6 @@ secret scanners recognise a leaked token.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
 from collections.abc import Iterable
@@ -36,11 +35,6 @@ def new_token() -> str:
 def hash_token(token: str) -> str:
     """The hex SHA-256 of the token: what the database and the Redis mirror store."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def token_matches(token: str, stored_hash: str) -> bool:
-    """Constant-time comparison, so the time taken says nothing about how much of a hash matched."""
-    return hmac.compare_digest(hash_token(token), stored_hash)
 
 
 def looks_like_token(candidate: str) -> bool:

@@ -11,14 +11,12 @@ pointer; the next run deletes the generations recorded as disposable (generation
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from redis.exceptions import WatchError
 
-from kernel.settings import Settings
 from projectors.catch_up import (
     BATCH_SIZE,
     LOCK_TTL_S,
@@ -28,7 +26,6 @@ from projectors.catch_up import (
     catch_up_projection,
     drain,
     live_generation,
-    open_context,
 )
 from projectors.errors import RebuildError, RebuildInProgress, RunLostItsLock
 from projectors.generations import delete_disposable, delete_generation, scratch_generation
@@ -43,7 +40,6 @@ __all__ = [
     "projection_named",
     "rebuild_lease",
     "rebuild_projection",
-    "run_rebuild",
 ]
 
 
@@ -156,13 +152,3 @@ def projection_named(name: str) -> Projection:
             return projection
     known = ", ".join(p.name for p in PROJECTIONS)
     raise RebuildError(f"unknown projection {name!r}; known: {known}")
-
-
-async def _rebuild(settings: Settings, name: str, batch_size: int) -> RebuildResult:
-    async with open_context(settings) as ctx:
-        return await rebuild_projection(ctx, projection_named(name), batch_size=batch_size)
-
-
-def run_rebuild(settings: Settings, name: str, *, batch_size: int = BATCH_SIZE) -> RebuildResult:
-    """For a `bank rebuild NAME` command: rebuild one projection and report what happened."""
-    return asyncio.run(_rebuild(settings, name, batch_size))

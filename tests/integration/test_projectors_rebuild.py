@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,8 +16,14 @@ from kernel.read_model_layout import BALANCES, STATEMENTS, ReadModelKeys
 from kernel.settings import Settings
 from projectors.balances import BalancesProjection
 from projectors.catch_up import ProjectionContext, open_context, run_catch_up
-from projectors.rebuild import RebuildInProgress, rebuild_projection, run_rebuild
+from projectors.rebuild import (
+    RebuildInProgress,
+    RebuildResult,
+    projection_named,
+    rebuild_projection,
+)
 from tests.support import (
+    BANK,
     env_for,
     eventually,
     projected,
@@ -92,11 +97,12 @@ def test_a_rebuild_killed_midway_leaves_the_live_generation_untouched_and_the_ne
     prefix = caught_up.redis_prefix
     keys = ReadModelKeys(prefix)
     before = projected(rdb, prefix)
-    script = "from kernel.settings import Settings; from projectors.rebuild import run_rebuild; "
-    script += "run_rebuild(Settings.from_env(), 'statements', batch_size=10)"
     with (tmp_path / "rebuild.log").open("wb") as log:
         rebuild = subprocess.Popen(
-            [sys.executable, "-c", script], env=env_for(caught_up), stdout=log, stderr=log
+            [*BANK, "projections", "rebuild", STATEMENTS, "--batch-size", "10"],
+            env=env_for(caught_up),
+            stdout=log,
+            stderr=log,
         )
     try:
         new_meta = keys.generation(STATEMENTS, 2).meta
@@ -110,10 +116,10 @@ def test_a_rebuild_killed_midway_leaves_the_live_generation_untouched_and_the_ne
     assert generations_present(rdb, prefix, STATEMENTS) == {1, 2}  # a half-built leftover
     assert projected(rdb, prefix) == before
     with pytest.raises(RebuildInProgress):  # the dead run's lock holds until it expires
-        run_rebuild(caught_up, STATEMENTS)
+        rebuild_now(caught_up, STATEMENTS)
     wait_until(lambda: not rdb.exists(keys.rebuild_lock(STATEMENTS)), 30, "the dead run's lock")
 
-    result = run_rebuild(caught_up, STATEMENTS)
+    result = rebuild_now(caught_up, STATEMENTS)
 
     # Generation numbers are never reused: the leftover 2 is deleted, the new one is 3.
     assert (result.old_generation, result.new_generation) == (1, 3)
@@ -138,3 +144,11 @@ def test_a_second_rebuild_of_the_same_projection_is_refused_while_one_runs(
 
     asyncio.run(scenario())
     assert projected(rdb, caught_up.redis_prefix) == replay(caught_up.database_url)
+
+
+def rebuild_now(settings: Settings, name: str) -> RebuildResult:
+    async def run() -> RebuildResult:
+        async with open_context(settings) as ctx:
+            return await rebuild_projection(ctx, projection_named(name))
+
+    return asyncio.run(run())

@@ -9,14 +9,18 @@ Cluster hash tag (`{account_id}`) so all of an account's keys share a slot.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
 BALANCES = "balances"
 STATEMENTS = "statements"
 PROJECTION_NAMES = (BALANCES, STATEMENTS)
+
+StoredHash = dict[Any, str | int]
+"""Fields of a hash about to be written (keys typed loosely: Redis clients accept many kinds)."""
 
 FIRST_GENERATION = 1
 """The generation a projection starts in when no live pointer exists yet."""
@@ -39,6 +43,122 @@ class StatementEntry(msgspec.Struct, frozen=True):
     recorded_at: str
 
 
+@dataclass(frozen=True, slots=True)
+class AccountBalance:
+    """The balances projection's hash per account (`GenerationKeys.account`)."""
+
+    owner: str
+    currency: str
+    balance: int
+    """Cents."""
+    status: str
+    """"open" or "closed"."""
+    version: int
+    position: int
+    updated_at: str
+
+    @classmethod
+    def from_hash(cls, fields: Mapping[str, str]) -> AccountBalance | None:
+        if not fields:
+            return None
+        return cls(
+            owner=fields["owner"],
+            currency=fields["currency"],
+            balance=int(fields["balance"]),
+            status=fields["status"],
+            version=int(fields["version"]),
+            position=int(fields["position"]),
+            updated_at=fields["updated_at"],
+        )
+
+    def to_hash(self) -> StoredHash:
+        return {
+            "owner": self.owner,
+            "currency": self.currency,
+            "balance": self.balance,
+            "status": self.status,
+            "version": self.version,
+            "position": self.position,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """The statements projection's own running balance per account (`GenerationKeys.running`)."""
+
+    balance: int
+    """Cents."""
+    version: int
+
+    @classmethod
+    def from_hash(cls, fields: Mapping[str, str]) -> Running | None:
+        return cls(int(fields["balance"]), int(fields["version"])) if fields else None
+
+    def to_hash(self) -> StoredHash:
+        return {"balance": self.balance, "version": self.version}
+
+
+SUMMARY_ACCOUNTS = "accounts"
+SUMMARY_OPEN_ACCOUNTS = "open_accounts"
+SUMMARY_EVENTS = "events"
+_SUMMARY_BALANCE = "balance:"
+
+
+def summary_balance_field(currency: str) -> str:
+    """The summary field holding the total balance of `currency`, in cents."""
+    return f"{_SUMMARY_BALANCE}{currency}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSummary:
+    """The balances projection's summary hash (`GenerationKeys.summary`): counters only, each
+    changed by HINCRBY in the batch that changes it."""
+
+    accounts: int = 0
+    open_accounts: int = 0
+    events: int = 0
+    balances: dict[str, int] = field(default_factory=dict)
+    """Cents per currency."""
+
+    @classmethod
+    def from_hash(cls, fields: Mapping[str, str]) -> StoredSummary:
+        return cls(
+            accounts=int(fields.get(SUMMARY_ACCOUNTS, 0)),
+            open_accounts=int(fields.get(SUMMARY_OPEN_ACCOUNTS, 0)),
+            events=int(fields.get(SUMMARY_EVENTS, 0)),
+            balances={
+                name.removeprefix(_SUMMARY_BALANCE): int(value)
+                for name, value in sorted(fields.items())
+                if name.startswith(_SUMMARY_BALANCE)
+            },
+        )
+
+
+META_POSITION = "position"
+"""The checkpoint: the global position of the last event the generation applied."""
+META_ADVANCED_AT = "advanced_at"
+META_EVENTS = "events"
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationMeta:
+    """The meta hash of a generation (`GenerationKeys.meta`), written with every batch."""
+
+    position: int = 0
+    advanced_at: str | None = None
+    """ISO 8601; None before the first batch."""
+    events: int = 0
+
+    @classmethod
+    def from_hash(cls, fields: Mapping[str, str]) -> GenerationMeta:
+        return cls(
+            position=int(fields.get(META_POSITION, 0)),
+            advanced_at=fields.get(META_ADVANCED_AT),
+            events=int(fields.get(META_EVENTS, 0)),
+        )
+
+
 def balance_sort_member(balance_cents: int, account_id: str) -> str:
     return f"{balance_cents + _BALANCE_OFFSET:0{_BALANCE_WIDTH}d}:{account_id}"
 
@@ -55,11 +175,11 @@ class GenerationKeys:
 
     @property
     def meta(self) -> str:
-        """Hash: `position` (the checkpoint), `advanced_at`, `events`; written in every batch."""
+        """Hash: `GenerationMeta` (the checkpoint `position`, `advanced_at`, `events`)."""
         return f"{self.base}:meta"
 
     def account(self, account_id: str) -> str:
-        """Hash: owner, currency, balance (cents), status, version, position, updated_at."""
+        """Hash: `AccountBalance` (owner, currency, balance in cents, status, version, ...)."""
         return f"{self.base}:account:{{{account_id}}}"
 
     @property
@@ -74,7 +194,7 @@ class GenerationKeys:
 
     @property
     def summary(self) -> str:
-        """Hash: accounts, open_accounts, events, `balance:{currency}` (cents)."""
+        """Hash: `StoredSummary` (accounts, open_accounts, events, `balance:{currency}` cents)."""
         return f"{self.base}:summary"
 
     def statement(self, account_id: str) -> str:
@@ -82,7 +202,7 @@ class GenerationKeys:
         return f"{self.base}:statement:{{{account_id}}}"
 
     def running(self, account_id: str) -> str:
-        """Hash: the statement projection's own running `balance` (cents) and `version`."""
+        """Hash: `Running`, the statement projection's own running balance and version."""
         return f"{self.base}:running:{{{account_id}}}"
 
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.typing import EncodableT, FieldT
 
 from kernel.events import (
     AccountClosed,
@@ -25,47 +24,19 @@ from kernel.events import (
     UnknownEventType,
 )
 from kernel.money import to_cents
-from kernel.read_model_layout import BALANCES, GenerationKeys, balance_sort_member
+from kernel.read_model_layout import (
+    BALANCES,
+    SUMMARY_ACCOUNTS,
+    SUMMARY_EVENTS,
+    SUMMARY_OPEN_ACCOUNTS,
+    AccountBalance,
+    GenerationKeys,
+    balance_sort_member,
+    summary_balance_field,
+)
 from projectors.projection import read_hashes
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class AccountBalance:
-    owner: str
-    currency: str
-    balance: int
-    """Cents."""
-    status: str
-    version: int
-    position: int
-    updated_at: str
-
-    @classmethod
-    def from_hash(cls, fields: Mapping[str, str]) -> AccountBalance | None:
-        if not fields:
-            return None
-        return cls(
-            owner=fields["owner"],
-            currency=fields["currency"],
-            balance=int(fields["balance"]),
-            status=fields["status"],
-            version=int(fields["version"]),
-            position=int(fields["position"]),
-            updated_at=fields["updated_at"],
-        )
-
-    def to_hash(self) -> dict[FieldT, EncodableT]:
-        return {
-            "owner": self.owner,
-            "currency": self.currency,
-            "balance": self.balance,
-            "status": self.status,
-            "version": self.version,
-            "position": self.position,
-            "updated_at": self.updated_at,
-        }
 
 
 @dataclass(slots=True)
@@ -144,12 +115,12 @@ class BalancesProjection:
             if previous is None or previous.balance != after.balance:
                 tx.zadd(keys.by_balance, {balance_sort_member(after.balance, account_id): 0})
         for name, delta in (
-            ("accounts", change.accounts),
-            ("open_accounts", change.open_accounts),
-            ("events", change.events),
+            (SUMMARY_ACCOUNTS, change.accounts),
+            (SUMMARY_OPEN_ACCOUNTS, change.open_accounts),
+            (SUMMARY_EVENTS, change.events),
         ):
             if delta:
                 tx.hincrby(keys.summary, name, delta)
         for currency, cents in change.totals.items():
-            tx.hincrby(keys.summary, f"balance:{currency}", cents)
+            tx.hincrby(keys.summary, summary_balance_field(currency), cents)
         return change.events

@@ -23,7 +23,13 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, WatchError
 
 from kernel.events import RecordedEvent
-from kernel.read_model_layout import FIRST_GENERATION, ReadModelKeys
+from kernel.read_model_layout import (
+    FIRST_GENERATION,
+    META_ADVANCED_AT,
+    META_EVENTS,
+    META_POSITION,
+    ReadModelKeys,
+)
 from kernel.settings import Settings
 from projectors.balances import BalancesProjection
 from projectors.head import RAISE_HEAD
@@ -94,7 +100,7 @@ async def live_generation(ctx: ProjectionContext, projection: str) -> int:
 
 
 async def checkpoint_of(ctx: ProjectionContext, projection: str, generation: int) -> int:
-    raw = await ctx.redis.hget(ctx.keys.generation(projection, generation).meta, "position")
+    raw = await ctx.redis.hget(ctx.keys.generation(projection, generation).meta, META_POSITION)
     return int(raw or 0)
 
 
@@ -120,13 +126,13 @@ async def apply_batch(
                 raise LeaseLost(f"{guard.key}: lost before a batch into g{target.generation}")
             if int(await tx.get(live_key) or FIRST_GENERATION) != target.live:
                 raise GenerationMoved(projection.name)
-            if int(await tx.hget(gkeys.meta, "position") or 0) != checkpoint:
+            if int(await tx.hget(gkeys.meta, META_POSITION) or 0) != checkpoint:
                 return False
             tx.multi()  # type: ignore[no-untyped-call]  # redis-py leaves multi() unannotated
             applied = await projection.stage(ctx.redis, tx, gkeys, events)
             now = datetime.now(UTC).isoformat()
-            tx.hset(gkeys.meta, mapping={"position": events[-1].position, "advanced_at": now})
-            tx.hincrby(gkeys.meta, "events", applied)
+            tx.hset(gkeys.meta, mapping={META_POSITION: events[-1].position, META_ADVANCED_AT: now})
+            tx.hincrby(gkeys.meta, META_EVENTS, applied)
             await tx.execute()
         except WatchError:
             return False

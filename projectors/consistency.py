@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernel.read_model_layout import META_ADVANCED_AT
 from projectors.catch_up import (
     ProjectionContext,
     Target,
@@ -31,7 +32,7 @@ from projectors.lease import Lease
 from projectors.projection import Projection
 from projectors.rebuild import rebuild_lease
 
-VOLATILE_FIELDS = frozenset({"advanced_at"})
+VOLATILE_FIELDS = frozenset({META_ADVANCED_AT})
 """Fields that say when a projection ran, not what it holds."""
 MAX_REPORTED = 50
 ALIGN_ATTEMPTS = 5

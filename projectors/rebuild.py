@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from redis.exceptions import WatchError
 
+from kernel.read_model_layout import META_POSITION
 from projectors.catch_up import (
     BATCH_SIZE,
     LOCK_TTL_S,
@@ -96,8 +97,8 @@ async def _switch(
                 raise RebuildError(
                     f"the live generation of {projection.name} changed during the rebuild"
                 )
-            behind = int(await tx.hget(new_meta, "position") or 0) < int(
-                await tx.hget(old_meta, "position") or 0
+            behind = int(await tx.hget(new_meta, META_POSITION) or 0) < int(
+                await tx.hget(old_meta, META_POSITION) or 0
             )
             if behind:
                 return False

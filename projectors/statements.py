@@ -24,20 +24,13 @@ from kernel.events import (
     UnknownEventType,
 )
 from kernel.money import format_money, from_cents, to_cents
-from kernel.read_model_layout import STATEMENTS, GenerationKeys, StatementEntry
+from kernel.read_model_layout import STATEMENTS, GenerationKeys, Running, StatementEntry
 from projectors.projection import read_hashes
 
 logger = logging.getLogger(__name__)
 
 
 _encode = msgspec.json.Encoder().encode
-
-
-@dataclass(frozen=True, slots=True)
-class Running:
-    balance: int
-    """Cents."""
-    version: int
 
 
 @dataclass(slots=True)
@@ -109,15 +102,12 @@ class StatementsProjection:
         self, reader: Redis, tx: Pipeline, keys: GenerationKeys, events: Sequence[RecordedEvent]
     ) -> int:
         rows = await read_hashes(reader, events, keys.running)
-        before = {
-            aid: Running(int(row["balance"]), int(row["version"])) if row else None
-            for aid, row in rows.items()
-        }
+        before = {aid: Running.from_hash(row) for aid, row in rows.items()}
         change = fold(before, events)
         for account_id, running in change.running.items():
             tx.hset(
                 keys.running(account_id),
-                mapping={"balance": running.balance, "version": running.version},
+                mapping=running.to_hash(),
             )
             members = {_encode(entry): entry.version for entry in change.entries[account_id]}
             tx.zadd(keys.statement(account_id), members)

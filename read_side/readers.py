@@ -19,11 +19,15 @@ from kernel.money import format_money, from_cents
 from kernel.read_model_layout import (
     BALANCES,
     FIRST_GENERATION,
+    META_POSITION,
     PROJECTION_NAMES,
     STATEMENTS,
+    AccountBalance,
     GenerationKeys,
+    GenerationMeta,
     ReadModelKeys,
     StatementEntry,
+    StoredSummary,
     account_of_sort_member,
 )
 from read_side.cursors import decode_cursor, encode_cursor
@@ -48,7 +52,7 @@ return redis.call('HGET', ARGV[2] .. generation .. ARGV[3], ARGV[4])
 """
 
 
-def _money(cents: str | None) -> str:
+def _money(cents: str | int | None) -> str:
     return format_money(from_cents(int(cents or 0)))
 
 
@@ -84,7 +88,7 @@ class ReadModelReader:
         before, after = self._keys.around_generation(projection, lambda keys: keys.meta)
         keys = [self._keys.live(projection)]
         position = await self._hget_in_live(
-            keys=keys, args=[FIRST_GENERATION, before, after, "position"]
+            keys=keys, args=[FIRST_GENERATION, before, after, META_POSITION]
         )
         return int(position or 0)
 
@@ -99,16 +103,17 @@ class ReadModelReader:
 
     async def balance(self, account_id: str) -> Balance:
         fields = await self._live_hash(BALANCES, lambda keys: keys.account(account_id))
-        if not fields:
+        stored = AccountBalance.from_hash(fields)
+        if stored is None:
             raise AccountNotFound(account_id)
         return Balance(
             account_id=account_id,
-            owner=fields["owner"],
-            currency=fields["currency"],
-            balance=_money(fields["balance"]),
-            status=fields["status"],
-            version=int(fields["version"]),
-            position=int(fields["position"]),
+            owner=stored.owner,
+            currency=stored.currency,
+            balance=_money(stored.balance),
+            status=stored.status,
+            version=stored.version,
+            position=stored.position,
         )
 
     async def statement(self, account_id: str, limit: int, before_version: int | None) -> Statement:
@@ -165,17 +170,12 @@ class ReadModelReader:
             fields = await self._hash(self._keys.generation(BALANCES, generation).summary)
             return fields or None
 
-        fields = await self._in_live(BALANCES, read) or {}
-        totals = {
-            name.removeprefix("balance:"): _money(value)
-            for name, value in sorted(fields.items())
-            if name.startswith("balance:")
-        }
+        stored = StoredSummary.from_hash(await self._in_live(BALANCES, read) or {})
         return Summary(
-            accounts=int(fields.get("accounts", 0)),
-            open_accounts=int(fields.get("open_accounts", 0)),
-            balances_by_currency=totals,
-            events_projected=int(fields.get("events", 0)),
+            accounts=stored.accounts,
+            open_accounts=stored.open_accounts,
+            balances_by_currency={c: _money(cents) for c, cents in stored.balances.items()},
+            events_projected=stored.events,
         )
 
     async def projections(self, store_head: int | None = None) -> list[ProjectionStatus]:
@@ -189,8 +189,10 @@ class ReadModelReader:
         statuses = []
         for name in PROJECTION_NAMES:
             generation = await self.live_generation(name)
-            meta = await self._hash(self._keys.generation(name, generation).meta)
-            checkpoint = int(meta.get("position", 0))
+            meta = GenerationMeta.from_hash(
+                await self._hash(self._keys.generation(name, generation).meta)
+            )
+            checkpoint = meta.position
             head = max(announced, checkpoint)
             statuses.append(
                 ProjectionStatus(
@@ -199,7 +201,7 @@ class ReadModelReader:
                     checkpoint=checkpoint,
                     head=head,
                     lag=head - checkpoint,
-                    last_advanced_at=meta.get("advanced_at"),
+                    last_advanced_at=meta.advanced_at,
                 )
             )
         return statuses

@@ -134,10 +134,10 @@ def _refresh_mirror(
     None on success, else what went wrong (the SQL change has already committed).
     """
     try:
-        with mirror_client(settings.redis_url) as client:
+        with mirror_client(settings.redis.url) as client:
             mirror_api_keys(settings, engine=engine, client=client)
             if revoked is not None:
-                announce_revocation(client, settings.redis_prefix, revoked)
+                announce_revocation(client, settings.redis.prefix, revoked)
     except (RedisError, OSError) as exc:
         return f"the Redis mirror could not be updated ({exc})"
     return None
@@ -145,7 +145,7 @@ def _refresh_mirror(
 
 @contextmanager
 def _store(settings: Settings) -> Iterator[sa.Engine]:
-    engine = create_sync_store_engine(settings.database_url)
+    engine = create_sync_store_engine(settings.store.database_url)
     try:
         yield engine
     finally:

@@ -24,7 +24,7 @@ def migrate() -> None:
 
     settings = load_settings()
     with explain_operational_errors("migrate the event store"):
-        upgrade_to_head(settings.database_url)
+        upgrade_to_head(settings.store.database_url)
     click.echo("event store is up to date")
 
 
@@ -78,7 +78,7 @@ def worker(burst: bool) -> None:
     from projectors.worker import run_worker
 
     settings = load_settings()
-    configure_logging()
+    configure_logging(settings.log)
     with explain_operational_errors("run the projection worker"):
         run_worker(settings, burst=burst)
 
@@ -100,14 +100,14 @@ def up(host: str, write_port: int, query_port: int) -> None:
     settings = load_settings()
     token = None
     with explain_operational_errors("migrate the event store"):
-        upgrade_to_head(settings.database_url)
-        if settings.auth_enabled:
-            engine = create_sync_store_engine(settings.database_url)
+        upgrade_to_head(settings.store.database_url)
+        if settings.auth.enabled:
+            engine = create_sync_store_engine(settings.store.database_url)
             try:
                 token = ensure_local_key(engine, LOCAL_KEY_FILE)
             finally:
                 engine.dispose()
-    click.echo(f"event store: {_redacted(settings.database_url)}")
+    click.echo(f"event store: {_redacted(settings.store.database_url)}")
     try:
         code = run_stack(StackPorts(host, write_port, query_port), Path("var"), settings, token)
     except RuntimeError as exc:

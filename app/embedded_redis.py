@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-LOCAL_REDIS_URL = "redis://localhost:6379/0"
+from kernel.settings import DEFAULT_REDIS_URL as LOCAL_REDIS_URL
 
 
 def local_redis_answers(url: str = LOCAL_REDIS_URL) -> bool:

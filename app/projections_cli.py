@@ -24,7 +24,7 @@ async def _status(settings: Settings) -> list[ProjectionStatus]:
 
     async with open_context(settings) as ctx:
         head = await ctx.store.head_position()
-        return await ReadModelReader(ctx.redis, settings.redis_prefix).projections(head)
+        return await ReadModelReader(ctx.redis, settings.redis.prefix).projections(head)
 
 
 @projections.command()

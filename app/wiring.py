@@ -14,11 +14,13 @@ from write_side.api.app import create_write_app
 
 def write_api_from_env() -> Litestar:
     """The factory `bank write-api` serves (uvicorn factory=True), once per worker process."""
-    configure_logging()
-    return create_write_app(Settings.from_env(), RedisNudgePublisher)
+    settings = Settings.from_env()
+    configure_logging(settings.log)
+    return create_write_app(settings, RedisNudgePublisher)
 
 
 def query_api_from_env() -> Litestar:
     """The factory `bank query-api` serves (uvicorn factory=True), once per worker process."""
-    configure_logging()
-    return create_query_app(Settings.from_env())
+    settings = Settings.from_env()
+    configure_logging(settings.log)
+    return create_query_app(settings)

@@ -91,7 +91,7 @@ def auth_middleware(resolver: KeyResolver, *, enabled: bool = True) -> DefineMid
 
 
 class BearerAuth(InitPlugin):
-    """`Litestar(plugins=[BearerAuth(resolver, enabled=settings.auth_enabled)])`."""
+    """`Litestar(plugins=[BearerAuth(resolver, enabled=settings.auth.enabled)])`."""
 
     def __init__(self, resolver: KeyResolver, *, enabled: bool = True) -> None:
         self.resolver = resolver

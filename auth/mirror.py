@@ -90,12 +90,12 @@ def mirror_api_keys(
     function opens its own and closes it before it returns.
     """
     own_client = client is None
-    client = client or mirror_client(settings.redis_url)
+    client = client or mirror_client(settings.redis.url)
     try:
         for _ in range(REWRITE_ATTEMPTS - 1):
             with contextlib.suppress(WatchError):
-                return _rewrite(client, engine, settings.redis_prefix)
-        return _rewrite(client, engine, settings.redis_prefix)  # its WatchError is a RedisError
+                return _rewrite(client, engine, settings.redis.prefix)
+        return _rewrite(client, engine, settings.redis.prefix)  # its WatchError is a RedisError
     finally:
         if own_client:
             client.close()

@@ -27,7 +27,7 @@ class RedisKeyResolver:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisKeyResolver:
-        return cls(settings.redis_url, settings.redis_prefix)
+        return cls(settings.redis.url, settings.redis.prefix)
 
     async def open(self) -> None:
         self._client = redis.asyncio.Redis.from_url(

@@ -60,7 +60,7 @@ class SqlKeyResolver:
     ) -> SqlKeyResolver:
         """`engine_factory` opens the key store's engine when the API starts (its own small pool
         of POOL_SIZE connections: auth keeps working however busy the command path's pool is)."""
-        revocations = RevocationListener(settings.redis_url, settings.redis_prefix)
+        revocations = RevocationListener(settings.redis.url, settings.redis.prefix)
         return cls(engine_factory, ttl_s=ttl_s, revocations=revocations)
 
     async def open(self) -> None:

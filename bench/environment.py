@@ -16,7 +16,7 @@ import psycopg
 import redis
 
 from bench.config import PG_ADMIN_URL, REDIS_URL
-from kernel.settings import Settings
+from kernel.settings import AuthSettings, RedisSettings, Settings, StoreSettings
 from write_side.store.migrate import upgrade_to_head
 
 
@@ -33,11 +33,11 @@ class BenchEnv:
 
     def settings(self) -> Settings:
         return Settings(
-            database_url=self.database_url,
-            redis_url=self.redis_url,
-            redis_prefix=self.prefix,
-            queue_name=self.queue,
-            auth_enabled=False,
+            store=StoreSettings(database_url=self.database_url),
+            redis=RedisSettings(
+                url=self.redis_url, configured=True, prefix=self.prefix, queue=self.queue
+            ),
+            auth=AuthSettings(enabled=False),
         )
 
     def process_env(self) -> dict[str, str]:

@@ -1,13 +1,14 @@
-"""Logging for the processes: one line per record, level from LOG_LEVEL (default INFO)."""
+"""Logging for the processes: one line per record, at the level `LOG_LEVEL` sets (INFO)."""
 
 from __future__ import annotations
 
 import logging
-import os
+
+from kernel.settings import LogSettings
 
 
-def configure_logging() -> None:
-    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+def configure_logging(settings: LogSettings) -> None:
+    level = settings.level
     logging.basicConfig(
         level=level if level in logging.getLevelNamesMapping() else "INFO",
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

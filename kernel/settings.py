@@ -1,55 +1,159 @@
-"""Settings, read once from the environment.
+"""Settings: one object, grouped by what each part of the service needs, read from the
+environment once per process (`Settings.from_env()`) and passed down from there.
 
-Each field says what it controls; `Settings.from_env()` is the only place that reads `os.environ`.
+Nothing else reads `os.environ` for a setting. Each field says what it controls; msgspec converts
+and checks the values, and a bad one stops the process with the variable's name in the message.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
 
 DEFAULT_SQLITE_PATH = Path("var") / "bank.db"
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
+Prefix = Annotated[str, msgspec.Meta(pattern=r"\A[^{}: ]+\Z")]
 
 
 class SettingsError(ValueError):
     """An environment variable holds a value the service cannot use."""
 
 
-AUTH_ENV = "BANK_AUTH"
-
-
 class AuthSettingError(SettingsError):
     """`BANK_AUTH` holds a value that is neither `on` nor `off`."""
 
 
-def auth_enabled() -> bool:
-    """Auth is on unless `BANK_AUTH=off`: switching it off must be a deliberate act, so anything
-    but `on`/`off` (or unset) is refused at startup instead of being read as one or the other."""
-    raw = os.environ.get(AUTH_ENV)
-    if raw is None or raw.strip() == "":
-        return True
-    value = raw.strip().lower()
-    if value == "off":
-        return False
-    if value == "on":
-        return True
-    raise AuthSettingError(f"{AUTH_ENV} must be 'on' or 'off' (unset means on), got {raw!r}")
+class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    """`DATABASE_URL`: SQLAlchemy URL of the event store. `postgresql://...` picks psycopg; no
+    value means the embedded SQLite file `./var/bank.db`."""
+    snapshot_every: AtLeastOne = 100
+    """`SNAPSHOT_EVERY`: save an aggregate snapshot each time a version crosses a multiple."""
+    command_deadline_ms: AtLeastOne = 2000
+    """`COMMAND_DEADLINE_MS`: how long a command without `expected_version` keeps retrying a
+    version race (then 503)."""
+    idempotency_retention: timedelta = timedelta(hours=24)
+    """`IDEMPOTENCY_RETENTION` (e.g. `24h`, `90m`, `86400`): how long an Idempotency-Key is
+    remembered; a retry within it replays, after it the key is a new command."""
 
 
-def _int_env(name: str, default: int, minimum: int = 1) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+class RedisSettings(msgspec.Struct, frozen=True, kw_only=True):
+    url: str = DEFAULT_REDIS_URL
+    """`REDIS_URL`: Redis holding the read models, the RQ queue, checkpoints and the key mirror."""
+    configured: bool = False
+    """Whether `REDIS_URL` was set: `bank up` starts or finds a local Redis when it was not."""
+    prefix: Prefix = "bank"
+    """`REDIS_PREFIX`: every Redis key the service writes starts with it (no braces, colons or
+    spaces)."""
+    queue: str = "bank-projections"
+    """`RQ_QUEUE`: the queue of projection jobs; `{REDIS_PREFIX}-projections` by default, so
+    services with different prefixes never share a queue."""
+    local_url: str = DEFAULT_REDIS_URL
+    """`BANK_LOCAL_REDIS_URL`: where `bank up` looks for a local Redis before it starts an
+    embedded one."""
+
+
+class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    sweep_interval_s: AtLeastOne = 2
+    """`SWEEP_INTERVAL_S`: how often the worker catches up even when no command nudged it,
+    refreshes the API-key mirror and purges expired idempotency records."""
+
+
+class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
+    enabled: bool = True
+    """`BANK_AUTH`: bearer-token authentication on both APIs; only `off` switches it off."""
+
+
+class LogSettings(msgspec.Struct, frozen=True, kw_only=True):
+    level: str = "INFO"
+    """`LOG_LEVEL`: the processes' log level."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    store: StoreSettings = msgspec.field(default_factory=StoreSettings)
+    redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
+    worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return settings_from(os.environ)
+
+
+ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "DATABASE_URL": ("store", "database_url"),
+    "SNAPSHOT_EVERY": ("store", "snapshot_every"),
+    "COMMAND_DEADLINE_MS": ("store", "command_deadline_ms"),
+    "IDEMPOTENCY_RETENTION": ("store", "idempotency_retention"),
+    "REDIS_URL": ("redis", "url"),
+    "REDIS_PREFIX": ("redis", "prefix"),
+    "RQ_QUEUE": ("redis", "queue"),
+    "BANK_LOCAL_REDIS_URL": ("redis", "local_url"),
+    "SWEEP_INTERVAL_S": ("worker", "sweep_interval_s"),
+    "BANK_AUTH": ("auth", "enabled"),
+    "LOG_LEVEL": ("log", "level"),
+}
+"""Each environment variable and the setting it fills."""
+
+
+def settings_from(environ: dict[str, str] | os._Environ[str]) -> Settings:
+    """Settings from an environment mapping; unset or empty variables keep their defaults."""
+    groups: dict[str, dict[str, Any]] = {}
+    for name, (group, field) in ENVIRONMENT.items():
+        raw = (environ.get(name) or "").strip()
+        if raw:
+            groups.setdefault(group, {})[field] = _parsed(name, raw)
+    redis = groups.setdefault("redis", {})
+    redis["configured"] = "url" in redis
+    redis.setdefault("queue", f"{redis.get('prefix', RedisSettings().prefix)}-projections")
     try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
-    return value
+        return msgspec.convert(groups, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_explained(str(exc), environ)) from None
+
+
+def _parsed(name: str, raw: str) -> Any:
+    if name == "BANK_AUTH":
+        return _auth_enabled(raw)
+    if name == "IDEMPOTENCY_RETENTION":
+        return parse_duration(name, raw).total_seconds()
+    if name == "LOG_LEVEL":
+        return raw.upper()
+    return raw
+
+
+_WANTED = {
+    "snapshot_every": "a whole number of at least 1",
+    "command_deadline_ms": "a whole number of at least 1",
+    "sweep_interval_s": "a whole number of at least 1",
+    "prefix": "non-empty, without braces, colons or spaces",
+}
+
+
+def _explained(message: str, environ: dict[str, str] | os._Environ[str]) -> str:
+    """msgspec names the field (`$.store.snapshot_every`); people set the variable."""
+    for name, (group, field) in ENVIRONMENT.items():
+        if f"$.{group}.{field}" in message:
+            wanted = _WANTED.get(field, message.split(" - ")[0])
+            return f"{name} must be {wanted}, got {environ.get(name, '')!r}"
+    return message
+
+
+def _auth_enabled(raw: str) -> bool:
+    """Switching auth off must be a deliberate act: anything but `on`/`off` is refused at
+    startup instead of being read as one or the other."""
+    value = raw.lower()
+    if value in ("on", "off"):
+        return value == "on"
+    raise AuthSettingError(f"BANK_AUTH must be 'on' or 'off' (unset means on), got {raw!r}")
 
 
 _DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
@@ -65,66 +169,3 @@ def parse_duration(name: str, raw: str) -> timedelta:
             f"90s, 15m, 24h or 7d, got {raw!r}"
         )
     return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
-
-
-def _duration_env(name: str, default: timedelta) -> timedelta:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    return parse_duration(name, raw)
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    database_url: str = field(default=f"sqlite:///{DEFAULT_SQLITE_PATH}")
-    """SQLAlchemy URL of the event store. `postgresql://...` picks psycopg; no value means
-    the embedded SQLite file `./var/bank.db`."""
-
-    redis_url: str = "redis://localhost:6379/0"
-    """Redis holding the read models, the RQ queues and the projection checkpoints."""
-
-    redis_prefix: str = "bank"
-    """Every Redis key the service writes starts with this prefix (no braces or colons)."""
-
-    snapshot_every: int = 100
-    """Save an aggregate snapshot each time an account's version is a multiple of this."""
-
-    command_deadline_ms: int = 2000
-    """How long a command without `expected_version` keeps retrying a version race (then 503)."""
-
-    queue_name: str = "bank-projections"
-    """The RQ queue the projection nudges are sent to; from the environment it defaults to
-    `{REDIS_PREFIX}-projections`, so services with different prefixes never share a queue."""
-
-    sweep_interval_s: int = 2
-    """How often the worker runs a catch-up even when no command nudged it (and purges expired
-    idempotency records)."""
-
-    idempotency_retention: timedelta = timedelta(hours=24)
-    """How long an Idempotency-Key is remembered (`IDEMPOTENCY_RETENTION`, e.g. `24h`, `90m`,
-    `86400`): a retry within it replays; after it, the key is a new command."""
-
-    auth_enabled: bool = True
-    """Bearer-token authentication on both APIs; only `BANK_AUTH=off` switches it off."""
-
-    @classmethod
-    def from_env(cls) -> Settings:
-        defaults = cls()
-        prefix = os.environ.get("REDIS_PREFIX", defaults.redis_prefix)
-        if not prefix or any(ch in prefix for ch in "{}: "):
-            raise SettingsError(
-                f"REDIS_PREFIX must be non-empty without braces, colons or spaces, got {prefix!r}"
-            )
-        return cls(
-            database_url=os.environ.get("DATABASE_URL") or defaults.database_url,
-            redis_url=os.environ.get("REDIS_URL") or defaults.redis_url,
-            redis_prefix=prefix,
-            snapshot_every=_int_env("SNAPSHOT_EVERY", defaults.snapshot_every),
-            command_deadline_ms=_int_env("COMMAND_DEADLINE_MS", defaults.command_deadline_ms),
-            queue_name=os.environ.get("RQ_QUEUE") or f"{prefix}-projections",
-            sweep_interval_s=_int_env("SWEEP_INTERVAL_S", defaults.sweep_interval_s),
-            idempotency_retention=_duration_env(
-                "IDEMPOTENCY_RETENTION", defaults.idempotency_retention
-            ),
-            auth_enabled=auth_enabled(),
-        )

@@ -65,12 +65,12 @@ class ProjectionContext:
 @asynccontextmanager
 async def open_context(settings: Settings) -> AsyncIterator[ProjectionContext]:
     """Engine and client for one job, on the job's own event loop; closed when it ends."""
-    engine = create_async_store_engine(settings.database_url, pool_size=2)
+    engine = create_async_store_engine(settings.store.database_url, pool_size=2)
     redis = Redis.from_url(
-        settings.redis_url, decode_responses=True, socket_connect_timeout=2, socket_timeout=10
+        settings.redis.url, decode_responses=True, socket_connect_timeout=2, socket_timeout=10
     )
     try:
-        yield ProjectionContext(redis, EventStore(engine), ReadModelKeys(settings.redis_prefix))
+        yield ProjectionContext(redis, EventStore(engine), ReadModelKeys(settings.redis.prefix))
     finally:
         await redis.aclose()
         await engine.dispose()

@@ -37,7 +37,7 @@ class RedisNudgePublisher:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._keys = ReadModelKeys(settings.redis_prefix)
+        self._keys = ReadModelKeys(settings.redis.prefix)
         self._redis: redis.asyncio.Redis | None = None
         self._script: AsyncScript | None = None
         self._rq_connection: redis.Redis | None = None
@@ -86,7 +86,7 @@ class RedisNudgePublisher:
     async def _raise_head_and_flag(self, position: int) -> bool:
         if self._script is None:
             self._redis = redis.asyncio.Redis.from_url(
-                self._settings.redis_url,
+                self._settings.redis.url,
                 socket_connect_timeout=SOCKET_TIMEOUT_S,
                 socket_timeout=SOCKET_TIMEOUT_S,
             )
@@ -99,7 +99,7 @@ class RedisNudgePublisher:
         """Runs in a thread: RQ's enqueue is synchronous."""
         if self._rq_connection is None:
             self._rq_connection = redis.Redis.from_url(
-                self._settings.redis_url,
+                self._settings.redis.url,
                 socket_connect_timeout=SOCKET_TIMEOUT_S,
                 socket_timeout=SOCKET_TIMEOUT_S,
             )

@@ -34,7 +34,7 @@ from rq.serializers import JSONSerializer
 from auth.mirror import mirror_api_keys
 from kernel.settings import Settings
 from projectors.catch_up import run_catch_up
-from projectors.jobs import enqueue_catch_up, projection_queue
+from projectors.jobs import enqueue_catch_up, projection_queue, use_settings
 from write_side.store.database import create_sync_store_engine
 from write_side.store.retention import purge_expired_commands
 
@@ -45,13 +45,13 @@ MAX_REDIS_RETRY_S = 5.0
 
 
 def worker_name(settings: Settings) -> str:
-    return f"{settings.redis_prefix}-worker-{socket.gethostname()}-{os.getpid()}"
+    return f"{settings.redis.prefix}-worker-{socket.gethostname()}-{os.getpid()}"
 
 
 def _connect(settings: Settings) -> redis.Redis:
     # RQ needs a client that returns bytes (no decode_responses).
     return redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2, health_check_interval=30
+        settings.redis.url, socket_connect_timeout=2, health_check_interval=30
     )
 
 
@@ -69,11 +69,11 @@ class Sweeper(threading.Thread):
 
     def run(self) -> None:
         connection = _connect(self._settings)
-        engine = create_sync_store_engine(self._settings.database_url)
+        engine = create_sync_store_engine(self._settings.store.database_url)
         try:
             while True:
                 self.sweep(connection, engine)
-                if self._stopped.wait(self._settings.sweep_interval_s):
+                if self._stopped.wait(self._settings.worker.sweep_interval_s):
                     return
         finally:
             engine.dispose()
@@ -90,7 +90,7 @@ class Sweeper(threading.Thread):
         except (RedisError, OSError, sa.exc.SQLAlchemyError) as exc:
             logger.warning("API key mirror not refreshed: %s", exc)
         try:
-            purge_expired_commands(engine, self._settings.idempotency_retention)
+            purge_expired_commands(engine, self._settings.store.idempotency_retention)
         except (OSError, sa.exc.SQLAlchemyError) as exc:
             logger.warning("expired idempotency records not purged: %s", exc)
 
@@ -146,6 +146,7 @@ def _work_until_stopped(settings: Settings, connection: redis.Redis) -> None:
 
 def run_worker(settings: Settings, *, burst: bool) -> None:
     """Work the projection queue. With `burst`, drain it, catch every projection up, then return."""
+    use_settings(settings)
     connection = _connect(settings)
     connection.ping()  # fail fast, with the CLI's clear message, when Redis is unreachable
     if burst:

@@ -47,11 +47,39 @@ from write_side.store.schema import commands
 BANK = [sys.executable, "-m", "app.cli"]
 
 
+_GROUP_OF = {
+    "database_url": ("store", "database_url"),
+    "snapshot_every": ("store", "snapshot_every"),
+    "command_deadline_ms": ("store", "command_deadline_ms"),
+    "idempotency_retention": ("store", "idempotency_retention"),
+    "redis_url": ("redis", "url"),
+    "redis_prefix": ("redis", "prefix"),
+    "queue_name": ("redis", "queue"),
+    "sweep_interval_s": ("worker", "sweep_interval_s"),
+    "auth_enabled": ("auth", "enabled"),
+}
+
+
+def make_settings(base: Settings | None = None, **flat: Any) -> Settings:
+    """Settings from flat test-friendly names (`database_url=`, `redis_prefix=`...), on top of
+    `base` or the defaults."""
+    settings = base or Settings()
+    groups: dict[str, dict[str, Any]] = {}
+    for name, value in flat.items():
+        group, field_name = _GROUP_OF[name]
+        groups.setdefault(group, {})[field_name] = value
+    for group, values in groups.items():
+        settings = msgspec.structs.replace(
+            settings, **{group: msgspec.structs.replace(getattr(settings, group), **values)}
+        )
+    return settings
+
+
 def read_side_settings(
     database_url: str, redis_url: str, prefix: str, *, auth_enabled: bool = False
 ) -> Settings:
     """Authentication is off unless asked for: test_api_auth.py covers it on the real apps."""
-    return Settings(
+    return make_settings(
         database_url=database_url,
         redis_url=redis_url,
         redis_prefix=prefix,
@@ -64,13 +92,13 @@ def read_side_settings(
 def env_for(settings: Settings) -> dict[str, str]:
     return {
         **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "REDIS_PREFIX": settings.redis_prefix,
-        "RQ_QUEUE": settings.queue_name,
-        "SWEEP_INTERVAL_S": str(settings.sweep_interval_s),
-        "BANK_AUTH": "on" if settings.auth_enabled else "off",
-        "IDEMPOTENCY_RETENTION": f"{int(settings.idempotency_retention.total_seconds())}s",
+        "DATABASE_URL": settings.store.database_url,
+        "REDIS_URL": settings.redis.url,
+        "REDIS_PREFIX": settings.redis.prefix,
+        "RQ_QUEUE": settings.redis.queue,
+        "SWEEP_INTERVAL_S": str(settings.worker.sweep_interval_s),
+        "BANK_AUTH": "on" if settings.auth.enabled else "off",
+        "IDEMPOTENCY_RETENTION": f"{int(settings.store.idempotency_retention.total_seconds())}s",
     }
 
 
@@ -284,7 +312,7 @@ async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float, w
 
 def mirror_keys(settings: Settings) -> int:
     """Rewrite the API-key mirror from SQL, as the worker's sweep does."""
-    engine = create_sync_store_engine(settings.database_url)
+    engine = create_sync_store_engine(settings.store.database_url)
     try:
         return mirror_api_keys(settings, engine=engine)
     finally:

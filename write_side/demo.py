@@ -77,15 +77,16 @@ async def run_demo(
     rng = random.Random(seed)
     run_id = f"{rng.getrandbits(32):08x}"
     account_ids = [f"demo-{run_id}-{n:07d}" for n in range(accounts)]
-    engine = create_async_store_engine(settings.database_url, pool_size=concurrency)
+    engine = create_async_store_engine(settings.store.database_url, pool_size=concurrency)
     bus = CommandBus(
         CachedAccounts(
             AccountRepository(
-                EventStore(engine, settings.idempotency_retention), settings.snapshot_every
+                EventStore(engine, settings.store.idempotency_retention),
+                settings.store.snapshot_every,
             )
         ),
         publisher or NoPublisher(),
-        settings.command_deadline_ms / 1000,
+        settings.store.command_deadline_ms / 1000,
     )
     slices = [
         account_ids[i::concurrency] for i in range(concurrency) if account_ids[i::concurrency]

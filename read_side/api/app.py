@@ -45,7 +45,7 @@ def create_query_app(settings: Settings) -> Litestar:
         # A blocking pool: a burst of requests waits for a free connection instead of failing
         # with "too many connections" (which would be a 503 for no reason).
         pool = BlockingConnectionPool.from_url(
-            settings.redis_url,
+            settings.redis.url,
             max_connections=MAX_REDIS_CONNECTIONS,
             timeout=SOCKET_TIMEOUT_S,
             decode_responses=True,
@@ -56,7 +56,7 @@ def create_query_app(settings: Settings) -> Litestar:
             retry=Retry(ExponentialBackoff(cap=0.05, base=0.005), 2),
         )
         client = Redis(connection_pool=pool)
-        reader = ReadModelReader(client, settings.redis_prefix)
+        reader = ReadModelReader(client, settings.redis.prefix)
         app.state.reader = reader
         app.state.watcher = CheckpointWatcher(reader)
         try:
@@ -74,7 +74,7 @@ def create_query_app(settings: Settings) -> Litestar:
         },
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[
-            BearerAuth(RedisKeyResolver.from_settings(settings), enabled=settings.auth_enabled)
+            BearerAuth(RedisKeyResolver.from_settings(settings), enabled=settings.auth.enabled)
         ],
         openapi_config=OpenAPIConfig(
             title="Bank ledger: query API",

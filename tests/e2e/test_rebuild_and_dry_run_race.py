@@ -60,7 +60,7 @@ def test_a_rebuild_and_a_dry_run_racing_under_traffic_never_hide_an_account(
     services: tuple[httpx.Client, httpx.Client], settings: Settings, rdb: redis.Redis
 ) -> None:
     writes, queries = services
-    write_traffic(settings.database_url, accounts=40, events_per_account=25)
+    write_traffic(settings.store.database_url, accounts=40, events_per_account=25)
     for account_id in ACCOUNTS:
         assert writes.post("/accounts", json={"owner": "R", "account_id": account_id}).is_success
     head = writes.post(f"/accounts/{ACCOUNTS[0]}/deposit", json={"amount": "1.00"}).json()
@@ -106,6 +106,6 @@ def test_a_rebuild_and_a_dry_run_racing_under_traffic_never_hide_an_account(
     assert problems == []
     final = writes.post(f"/accounts/{ACCOUNTS[0]}/deposit", json={"amount": "1.00"}).json()
     wait_until(lambda: _caught_up(queries, final["position"]), 60, "the projections to catch up")
-    for account_id in projected(rdb, settings.redis_prefix).balances:
+    for account_id in projected(rdb, settings.redis.prefix).balances:
         assert queries.get(f"/accounts/{account_id}/balance").status_code == 200, account_id
-    assert projected(rdb, settings.redis_prefix) == replay(settings.database_url)
+    assert projected(rdb, settings.redis.prefix) == replay(settings.store.database_url)

@@ -36,7 +36,7 @@ def test_rebuild_under_traffic_keeps_every_read_consistent_and_ends_equal_to_a_r
 ) -> None:
     writes, queries = services
     # History to replay: enough that the rebuild takes a while.
-    write_traffic(settings.database_url, accounts=60, events_per_account=80)
+    write_traffic(settings.store.database_url, accounts=60, events_per_account=80)
     for account_id in ACCOUNTS:
         assert (
             writes.post("/accounts", json={"owner": "L", "account_id": account_id}).status_code
@@ -103,8 +103,8 @@ def test_rebuild_under_traffic_keeps_every_read_consistent_and_ends_equal_to_a_r
     # Afterwards: caught up, and equal to a replay of the store, nothing lost or doubled.
     final = writes.post(f"/accounts/{ACCOUNTS[0]}/deposit", json={"amount": "1.00"}).json()
     wait_until(lambda: _caught_up(queries, final["position"]), 60, "the projections to catch up")
-    assert projected(rdb, settings.redis_prefix) == replay(settings.database_url)
+    assert projected(rdb, settings.redis.prefix) == replay(settings.store.database_url)
     generations = queries.get("/projections").json()
     assert all(status["generation"] == 2 for status in generations)
-    old_keys = list(rdb.scan_iter(match=f"{settings.redis_prefix}:*:g1:*"))
+    old_keys = list(rdb.scan_iter(match=f"{settings.redis.prefix}:*:g1:*"))
     assert old_keys == [], "the old generation is deleted after the switch"

@@ -210,10 +210,10 @@ def stored_events(database_url: str) -> int:
 
 def wait_for_projections(client: redis.Redis, settings: Settings, timeout: float = 30) -> int:
     """Poll until every projection's checkpoint is the store's head; returns that head."""
-    head = store_head(settings.database_url)
+    head = store_head(settings.store.database_url)
     expected = dict.fromkeys(PROJECTION_NAMES, head)
     wait_until(
-        lambda: checkpoints(client, settings.redis_prefix) == expected,
+        lambda: checkpoints(client, settings.redis.prefix) == expected,
         timeout,
         f"the projections to reach position {head}",
     )
@@ -228,7 +228,7 @@ def assert_projections_equal_a_replay(client: redis.Redis, settings: Settings) -
     --all --dry-run`, which replays with the projector code into a scratch generation and compares
     key by key. It must exit 0 and report every projection consistent.
     """
-    assert projected(client, settings.redis_prefix) == replay(settings.database_url)
+    assert projected(client, settings.redis.prefix) == replay(settings.store.database_url)
     result = bank(settings, "projections", "rebuild", "--all", "--dry-run")
     report = result.stdout + result.stderr
     assert result.returncode == 0, report

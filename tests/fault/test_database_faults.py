@@ -69,7 +69,7 @@ def test_killed_connections_give_503_never_500_and_lose_no_acknowledged_command(
             for n in range(KILLS):
                 # Between kills, commands must get through again: the pool recovers each time.
                 load.wait_for_more(20, f"commands to succeed again after kill {n}")
-                killed += _kill_connections(settings.database_url)
+                killed += _kill_connections(settings.store.database_url)
             load.wait_for_more(20, "commands to succeed after the last kill")
 
         assert killed > 0, "the test must actually have killed connections"
@@ -78,7 +78,7 @@ def test_killed_connections_give_503_never_500_and_lose_no_acknowledged_command(
         assert load.statuses[503] > 0, (
             f"killing connections should have failed some commands: {load.statuses}"
         )
-        assert_each_acknowledged_command_stored_once(settings.database_url, load.acknowledged)
+        assert_each_acknowledged_command_stored_once(settings.store.database_url, load.acknowledged)
 
     _project_and_check(settings, rdb)
 
@@ -93,7 +93,7 @@ def test_a_retry_after_a_lost_response_appends_exactly_one_event(
         )
         key = "lost-response-1"
         # Hold the append lock so that the server's append waits; the client gives up first.
-        blocker = psycopg.connect(settings.database_url, autocommit=True)
+        blocker = psycopg.connect(settings.store.database_url, autocommit=True)
         blocker.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK_KEY,))
         try:
             with pytest.raises(httpx.ReadTimeout):
@@ -108,7 +108,7 @@ def test_a_retry_after_a_lost_response_appends_exactly_one_event(
             blocker.close()
         # The server goes on and commits; the client's retry gets the same answer.
         wait_until(
-            lambda: events_by_idempotency_key(settings.database_url)[key] == 1,
+            lambda: events_by_idempotency_key(settings.store.database_url)[key] == 1,
             timeout=10,
             what="the first commit",
         )
@@ -118,7 +118,7 @@ def test_a_retry_after_a_lost_response_appends_exactly_one_event(
         assert retry.status_code == 200, retry.text
         assert retry.json()["balance"] == "5.00"
         assert retry.json()["version"] == 2
-        assert events_by_idempotency_key(settings.database_url)[key] == 1
+        assert events_by_idempotency_key(settings.store.database_url)[key] == 1
         events = httpx.get(f"{url}/accounts/r/events").json()["events"]
         assert [e["type"] for e in events] == ["AccountOpened", "MoneyDeposited"]
 

@@ -62,8 +62,10 @@ def _live_dump(client: redis.Redis, prefix: str) -> dict[str, bytes | None]:
 def test_a_rebuild_killed_midway_leaves_the_live_models_untouched_and_the_next_one_succeeds(
     settings: Settings, rdb: redis.Redis, tmp_path: Path
 ) -> None:
-    prefix, keys = settings.redis_prefix, ReadModelKeys(settings.redis_prefix)
-    head = write_traffic(settings.database_url, accounts=120, events_per_account=100, chunk=25)
+    prefix, keys = settings.redis.prefix, ReadModelKeys(settings.redis.prefix)
+    head = write_traffic(
+        settings.store.database_url, accounts=120, events_per_account=100, chunk=25
+    )
     assert head >= 10_000
     asyncio.run(run_catch_up(settings, wait_for_locks=True))
     assert wait_for_projections(rdb, settings, timeout=1) == head

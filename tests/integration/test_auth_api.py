@@ -24,7 +24,7 @@ from auth.resolver import KeyResolver
 from auth.sql_resolver import SqlKeyResolver
 from auth.tokens import ADMIN, READ, WRITE, new_token
 from kernel.settings import AuthSettingError, Settings
-from tests.support import mirror_keys
+from tests.support import make_settings, mirror_keys
 from write_side.api.errors import EXCEPTION_HANDLERS
 from write_side.store.database import create_async_store_engine, create_sync_store_engine
 
@@ -52,7 +52,7 @@ async def health() -> dict[str, str]:
 def build_app(resolver: KeyResolver, *, enabled: bool | None = None) -> Litestar:
     """`enabled=None`: as the APIs do, from the settings the environment gives."""
     if enabled is None:
-        enabled = Settings.from_env().auth_enabled
+        enabled = Settings.from_env().auth.enabled
     return Litestar(
         route_handlers=[open_account, account_events, projections, health],
         plugins=[BearerAuth(resolver, enabled=enabled)],
@@ -78,7 +78,7 @@ class KeyedStore:
     clock: FakeClock = field(default_factory=FakeClock)
 
     def create(self, name: str, *scopes: str) -> str:
-        engine = create_sync_store_engine(self.settings.database_url)
+        engine = create_sync_store_engine(self.settings.store.database_url)
         try:
             with engine.begin() as conn:
                 token = create_key(conn, name, scopes)
@@ -88,7 +88,7 @@ class KeyedStore:
         return token
 
     def revoke(self, name: str) -> None:
-        engine = create_sync_store_engine(self.settings.database_url)
+        engine = create_sync_store_engine(self.settings.store.database_url)
         try:
             with engine.begin() as conn:
                 assert revoke_key(conn, name)
@@ -102,7 +102,7 @@ def keyed(request: pytest.FixtureRequest, redis_url: str, redis_prefix: str) -> 
     url: str = request.getfixturevalue(
         "pg_url" if request.param == "sql-postgresql" else "sqlite_url"
     )
-    settings = Settings(database_url=url, redis_url=redis_url, redis_prefix=redis_prefix)
+    settings = make_settings(database_url=url, redis_url=redis_url, redis_prefix=redis_prefix)
     clock = FakeClock()
     resolver: KeyResolver
     if request.param == "redis-mirror":
@@ -209,7 +209,9 @@ async def test_a_revoked_key_is_refused_once_the_cache_has_expired(
 
 @pytest.fixture
 def mirrored(redis_url: str, redis_prefix: str, sqlite_url: str) -> KeyedStore:
-    settings = Settings(database_url=sqlite_url, redis_url=redis_url, redis_prefix=redis_prefix)
+    settings = make_settings(
+        database_url=sqlite_url, redis_url=redis_url, redis_prefix=redis_prefix
+    )
     mirror_keys(settings)
     return KeyedStore(settings, RedisKeyResolver.from_settings(settings))
 
@@ -220,7 +222,7 @@ async def test_a_lost_mirror_answers_503_until_it_is_rebuilt_from_sql(
     reader = bearer(mirrored.create("reader", READ))
     admin = bearer(mirrored.create("ops", ADMIN))
     with redis.Redis.from_url(redis_url) as direct:
-        direct.delete(mirror_key(mirrored.settings.redis_prefix))  # as after a Redis restart
+        direct.delete(mirror_key(mirrored.settings.redis.prefix))  # as after a Redis restart
 
     async with AsyncTestClient(app=build_app(mirrored.resolver, enabled=True)) as client:
         lost = await client.get("/accounts/a/events", headers=reader)

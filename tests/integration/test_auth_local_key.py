@@ -12,8 +12,7 @@ from auth.key_store import list_keys, revoke_key
 from auth.local_key import LOCAL_KEY_NAME
 from auth.redis_resolver import RedisKeyResolver
 from auth.tokens import hash_token, looks_like_token
-from kernel.settings import Settings
-from tests.support import local_key
+from tests.support import local_key, make_settings
 from write_side.store.database import create_sync_store_engine
 
 
@@ -51,21 +50,21 @@ def test_the_first_call_creates_an_all_scopes_key_and_a_private_key_file(
 
 def test_later_calls_reuse_the_saved_key(sqlite_url: str, tmp_path: Path) -> None:
     key_file = tmp_path / "local-api-key"
-    settings = Settings(database_url=sqlite_url)
+    settings = make_settings(database_url=sqlite_url)
 
-    first = local_key(settings.database_url, key_file)
+    first = local_key(settings.store.database_url, key_file)
 
-    assert local_key(settings.database_url, key_file) == first
+    assert local_key(settings.store.database_url, key_file) == first
     assert len(keys_named_local(sqlite_url)) == 1
 
 
 def test_a_revoked_local_key_is_replaced(sqlite_url: str, tmp_path: Path) -> None:
     key_file = tmp_path / "local-api-key"
-    settings = Settings(database_url=sqlite_url)
-    first = local_key(settings.database_url, key_file)
+    settings = make_settings(database_url=sqlite_url)
+    first = local_key(settings.store.database_url, key_file)
     revoke_local(sqlite_url)
 
-    second = local_key(settings.database_url, key_file)
+    second = local_key(settings.store.database_url, key_file)
 
     assert second != first
     assert key_file.read_text().strip() == second
@@ -76,11 +75,11 @@ def test_a_lost_key_file_replaces_the_unusable_key_instead_of_keeping_two(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     key_file = tmp_path / "local-api-key"
-    settings = Settings(database_url=sqlite_url)
-    first = local_key(settings.database_url, key_file)
+    settings = make_settings(database_url=sqlite_url)
+    first = local_key(settings.store.database_url, key_file)
     key_file.unlink()
 
-    second = local_key(settings.database_url, key_file)
+    second = local_key(settings.store.database_url, key_file)
 
     assert second != first
     engine = create_sync_store_engine(sqlite_url)
@@ -97,19 +96,23 @@ def test_a_lost_key_file_replaces_the_unusable_key_instead_of_keeping_two(
 async def test_bank_up_puts_a_replaced_local_key_in_the_mirror_without_waiting_for_a_sweep(
     sqlite_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
 ) -> None:
-    settings = Settings(database_url=sqlite_url, redis_url=redis_url, redis_prefix=redis_prefix)
+    settings = make_settings(
+        database_url=sqlite_url, redis_url=redis_url, redis_prefix=redis_prefix
+    )
     key_file = tmp_path / "local-api-key"
-    old = local_key(settings.database_url, key_file)
+    old = local_key(settings.store.database_url, key_file)
     mirror_keys_now(settings, redis_url)
     key_file.unlink()  # lost: the next start replaces the key
-    new = local_key(settings.database_url, key_file)
+    new = local_key(settings.store.database_url, key_file)
 
     mirror_keys_now(settings, redis_url)  # what `bank up` does before it starts any process
 
     resolver = RedisKeyResolver.from_settings(settings)
     await resolver.open()
     try:
-        assert await resolver(hash_token(new)) == frozenset({"write", "read", "admin"})
+        principal = await resolver(hash_token(new))
+        assert principal is not None
+        assert principal.scopes == frozenset({"write", "read", "admin"})
         assert await resolver(hash_token(old)) is None
     finally:
         await resolver.close()

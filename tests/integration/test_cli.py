@@ -67,7 +67,7 @@ def _run(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_projections_status_shows_checkpoint_head_and_lag(settings: Settings) -> None:
-    write_traffic(settings.database_url, accounts=3, events_per_account=10)
+    write_traffic(settings.store.database_url, accounts=3, events_per_account=10)
     before = _run(settings, "projections", "status")
     assert before.returncode == 0, before.stderr
     assert "checkpoint" in before.stdout
@@ -83,14 +83,14 @@ def test_projections_status_shows_checkpoint_head_and_lag(settings: Settings) ->
 def test_dry_run_reports_consistency_and_detects_a_tampered_read_model(
     settings: Settings, rdb: redis.Redis
 ) -> None:
-    write_traffic(settings.database_url, accounts=4, events_per_account=12)
+    write_traffic(settings.store.database_url, accounts=4, events_per_account=12)
     asyncio.run(run_catch_up(settings, wait_for_locks=True))
     clean = _run(settings, "projections", "rebuild", "--all", "--dry-run")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "balances: consistent" in clean.stdout
     assert "statements: consistent" in clean.stdout
 
-    keys = ReadModelKeys(settings.redis_prefix)
+    keys = ReadModelKeys(settings.redis.prefix)
     live = keys.generation(BALANCES, int(rdb.get(keys.live(BALANCES)) or 1))
     rdb.hset(live.account("acct-00001"), "balance", 123456789)
     tampered = _run(settings, "projections", "rebuild", "--dry-run", "balances")
@@ -100,7 +100,7 @@ def test_dry_run_reports_consistency_and_detects_a_tampered_read_model(
     assert "123456789" in tampered.stdout
     # A dry run changes nothing live: the tampered value is still there, and no scratch is left.
     assert rdb.hget(live.account("acct-00001"), "balance") == "123456789"
-    assert list(rdb.scan_iter(match=f"{settings.redis_prefix}:{BALANCES}:g2:*")) == []
+    assert list(rdb.scan_iter(match=f"{settings.redis.prefix}:{BALANCES}:g2:*")) == []
     # A real rebuild repairs it.
     assert _run(settings, "projections", "rebuild", "balances").returncode == 0
     assert _run(settings, "projections", "rebuild", "--dry-run", "balances").returncode == 0
@@ -109,7 +109,7 @@ def test_dry_run_reports_consistency_and_detects_a_tampered_read_model(
 def test_a_second_rebuild_of_the_same_projection_is_refused_clearly(
     settings: Settings, rdb: redis.Redis
 ) -> None:
-    keys = ReadModelKeys(settings.redis_prefix)
+    keys = ReadModelKeys(settings.redis.prefix)
     rdb.set(keys.rebuild_lock(BALANCES), "someone-else", px=60_000)
     result = _run(settings, "projections", "rebuild", "balances")
     assert result.returncode == 1
@@ -121,9 +121,9 @@ def test_a_second_rebuild_of_the_same_projection_is_refused_clearly(
 def test_a_rebuild_that_cannot_get_the_runner_lock_in_time_fails_with_one_line(
     settings: Settings, rdb: redis.Redis, dry_run: bool
 ) -> None:
-    write_traffic(settings.database_url, accounts=3, events_per_account=10)
+    write_traffic(settings.store.database_url, accounts=3, events_per_account=10)
     asyncio.run(run_catch_up(settings, wait_for_locks=True))
-    keys = ReadModelKeys(settings.redis_prefix)
+    keys = ReadModelKeys(settings.redis.prefix)
     rdb.set(keys.lock(BALANCES), "a-stuck-runner", px=60_000)
 
     args = ["projections", "rebuild", "balances", "--runner-wait", "0.5"]
@@ -136,7 +136,7 @@ def test_a_rebuild_that_cannot_get_the_runner_lock_in_time_fails_with_one_line(
     assert "runner did not hand over its lock within 0.5 s" in error_lines[0]
     # Nothing live changed, the run's scratch generation is gone, and its locks are released.
     assert rdb.get(keys.live(BALANCES)) == "1"
-    assert list(rdb.scan_iter(match=f"{settings.redis_prefix}:{BALANCES}:g2:*")) == []
+    assert list(rdb.scan_iter(match=f"{settings.redis.prefix}:{BALANCES}:g2:*")) == []
     assert not rdb.exists(keys.rebuild_lock(BALANCES))
     assert not rdb.exists(keys.handover(BALANCES))
     assert rdb.get(keys.lock(BALANCES)) == "a-stuck-runner"
@@ -171,7 +171,7 @@ def test_demo_fills_the_store_through_the_command_path(settings: Settings) -> No
         (["migrate"], {"DATABASE_URL": "::not a url::"}, "not a valid SQLAlchemy URL"),
         (["projections", "status"], {"REDIS_URL": "redis://127.0.0.1:1/0"}, "Redis is unreachable"),
         (["worker", "--burst"], {"REDIS_URL": "redis://127.0.0.1:1/0"}, "Redis is unreachable"),
-        (["write-api"], {"SNAPSHOT_EVERY": "often"}, "SNAPSHOT_EVERY must be a whole number"),
+        (["write-api"], {"SNAPSHOT_EVERY": "often"}, "SNAPSHOT_EVERY must be a whole number of at least 1"),
         (["write-api"], {"BANK_AUTH": "maybe"}, "BANK_AUTH must be"),
     ],
     ids=["db-down", "wrong-backend", "bad-url", "redis-down-status", "redis-down-worker",

@@ -4,7 +4,6 @@ retention is read from `IDEMPOTENCY_RETENTION`."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from kernel.settings import Settings, SettingsError, parse_duration
 from tests.support import (
     age_command_records,
     command_record_count,
+    make_settings,
     start_bank,
     stop,
     wait_until,
@@ -38,22 +38,22 @@ async def _append_with_key(database_url: str, key: str, expected_version: int) -
 def test_the_worker_sweep_purges_expired_idempotency_records_only(
     settings: Settings, tmp_path: Path
 ) -> None:
-    settings = dataclasses.replace(settings, idempotency_retention=timedelta(hours=1))
-    asyncio.run(_append_with_key(settings.database_url, "old", 0))
-    age_command_records(settings.database_url, timedelta(hours=2))
-    asyncio.run(_append_with_key(settings.database_url, "new", 1))
-    assert command_record_count(settings.database_url) == 2
+    settings = make_settings(settings, idempotency_retention=timedelta(hours=1))
+    asyncio.run(_append_with_key(settings.store.database_url, "old", 0))
+    age_command_records(settings.store.database_url, timedelta(hours=2))
+    asyncio.run(_append_with_key(settings.store.database_url, "new", 1))
+    assert command_record_count(settings.store.database_url) == 2
 
     worker = start_bank(["worker"], settings, tmp_path / "worker.log")
     try:
         wait_until(
-            lambda: command_record_count(settings.database_url) == 1, 30, "the sweep's purge"
+            lambda: command_record_count(settings.store.database_url) == 1, 30, "the sweep's purge"
         )
     finally:
         stop(worker)
 
     async def new_is_kept() -> bool:
-        engine = create_async_store_engine(settings.database_url)
+        engine = create_async_store_engine(settings.store.database_url)
         try:
             return await EventStore(engine).find_command("key-1", "new") is not None
         finally:
@@ -88,7 +88,7 @@ def test_the_retention_defaults_to_24_hours_and_is_read_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("IDEMPOTENCY_RETENTION", raising=False)
-    assert Settings.from_env().idempotency_retention == timedelta(hours=24)
+    assert Settings.from_env().store.idempotency_retention == timedelta(hours=24)
 
     monkeypatch.setenv("IDEMPOTENCY_RETENTION", "2h")
-    assert Settings.from_env().idempotency_retention == timedelta(hours=2)
+    assert Settings.from_env().store.idempotency_retention == timedelta(hours=2)

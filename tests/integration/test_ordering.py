@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from kernel.events import NewEvent
-from kernel.settings import Settings
+from tests.support import make_settings
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
 
@@ -76,7 +76,7 @@ async def test_a_tailing_reader_sees_every_event_exactly_once_in_position_order(
 ) -> None:
     rng = random.Random(20261127)
     reader_engine = create_async_store_engine(
-        Settings(database_url=pg_url).database_url, pool_size=1
+        make_settings(database_url=pg_url).database_url, pool_size=1
     )
     reader = EventStore(reader_engine)
     writers_done = asyncio.Event()

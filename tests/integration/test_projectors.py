@@ -32,14 +32,14 @@ pytest_plugins = ["tests.fixtures"]  # settings, worker_env, rdb
 
 
 def work_queue(settings: Settings) -> bool:
-    connection = redis.Redis.from_url(settings.redis_url)
+    connection = redis.Redis.from_url(settings.redis.url)
     try:
-        queue = Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
+        queue = Queue(settings.redis.queue, connection=connection, serializer=JSONSerializer)
         worker = SimpleWorker(
             [queue],
             connection=connection,
             serializer=JSONSerializer,
-            name=f"{settings.redis_prefix}-w",
+            name=f"{settings.redis.prefix}-w",
         )
         return bool(worker.work(burst=True))
     finally:
@@ -47,10 +47,10 @@ def work_queue(settings: Settings) -> bool:
 
 
 def queued_jobs(settings: Settings) -> list[str]:
-    connection = redis.Redis.from_url(settings.redis_url)
+    connection = redis.Redis.from_url(settings.redis.url)
     try:
         return list(
-            Queue(settings.queue_name, connection=connection, serializer=JSONSerializer).job_ids
+            Queue(settings.redis.queue, connection=connection, serializer=JSONSerializer).job_ids
         )
     finally:
         connection.close()
@@ -79,14 +79,14 @@ def store_settings(
 def test_a_nudged_rq_job_projects_balances_and_statements_equal_to_a_replay(
     store_settings: Settings, rdb: redis.Redis
 ) -> None:
-    head = write_traffic(store_settings.database_url, accounts=30, events_per_account=40)
+    head = write_traffic(store_settings.store.database_url, accounts=30, events_per_account=40)
     nudge(store_settings, [head])
 
     assert len(queued_jobs(store_settings)) == 1
     assert work_queue(store_settings)
 
-    assert projected(rdb, store_settings.redis_prefix) == replay(store_settings.database_url)
-    assert checkpoints(rdb, store_settings.redis_prefix) == {BALANCES: head, STATEMENTS: head}
+    assert projected(rdb, store_settings.redis.prefix) == replay(store_settings.store.database_url)
+    assert checkpoints(rdb, store_settings.redis.prefix) == {BALANCES: head, STATEMENTS: head}
 
 
 def test_a_burst_of_commits_enqueues_one_job_and_raises_the_head_only_upwards(
@@ -96,17 +96,17 @@ def test_a_burst_of_commits_enqueues_one_job_and_raises_the_head_only_upwards(
 
     jobs = queued_jobs(worker_env)
     assert len(jobs) == 1
-    assert worker_env.redis_prefix in jobs[0]
-    assert rdb.get(ReadModelKeys(worker_env.redis_prefix).head) == "1000"
+    assert worker_env.redis.prefix in jobs[0]
+    assert rdb.get(ReadModelKeys(worker_env.redis.prefix).head) == "1000"
 
 
 def test_the_job_clears_the_pending_flag_so_a_later_commit_nudges_again(
     worker_env: Settings, rdb: redis.Redis
 ) -> None:
-    write_traffic(worker_env.database_url, accounts=2, events_per_account=3)
+    write_traffic(worker_env.store.database_url, accounts=2, events_per_account=3)
     nudge(worker_env, [6])
     work_queue(worker_env)
-    assert rdb.exists(ReadModelKeys(worker_env.redis_prefix).nudge_pending) == 0
+    assert rdb.exists(ReadModelKeys(worker_env.redis.prefix).nudge_pending) == 0
 
     nudge(worker_env, [7])
 
@@ -116,13 +116,13 @@ def test_the_job_clears_the_pending_flag_so_a_later_commit_nudges_again(
 def test_while_a_catch_up_runs_commits_raise_the_flag_without_queueing_more_jobs(
     worker_env: Settings, rdb: redis.Redis
 ) -> None:
-    keys = ReadModelKeys(worker_env.redis_prefix)
+    keys = ReadModelKeys(worker_env.redis.prefix)
     rdb.set(keys.catch_up_running, 1, ex=30)  # as a running job does
     nudge(worker_env, [1, 2, 3])
     assert queued_jobs(worker_env) == []
     assert rdb.exists(keys.nudge_pending) == 1, "the running job will see the flag"
 
-    write_traffic(worker_env.database_url, accounts=2, events_per_account=3)
+    write_traffic(worker_env.store.database_url, accounts=2, events_per_account=3)
     rdb.delete(keys.catch_up_running)
     asyncio.run(run_catch_up(worker_env))
     assert rdb.exists(keys.catch_up_running) == 0, "a finished job no longer claims to run"
@@ -132,11 +132,11 @@ def test_while_a_catch_up_runs_commits_raise_the_flag_without_queueing_more_jobs
 
 
 def test_running_the_catch_up_again_changes_nothing(worker_env: Settings, rdb: redis.Redis) -> None:
-    write_traffic(worker_env.database_url, accounts=10, events_per_account=20)
+    write_traffic(worker_env.store.database_url, accounts=10, events_per_account=20)
     asyncio.run(run_catch_up(worker_env))
     before = {
         key: rdb.dump(key)
-        for key in rdb.scan_iter(f"{worker_env.redis_prefix}:*")
+        for key in rdb.scan_iter(f"{worker_env.redis.prefix}:*")
         if "meta" not in key
     }
 
@@ -145,7 +145,7 @@ def test_running_the_catch_up_again_changes_nothing(worker_env: Settings, rdb: r
     assert passed == {BALANCES: 0, STATEMENTS: 0}
     after = {
         key: rdb.dump(key)
-        for key in rdb.scan_iter(f"{worker_env.redis_prefix}:*")
+        for key in rdb.scan_iter(f"{worker_env.redis.prefix}:*")
         if "meta" not in key
     }
     assert after == before
@@ -154,16 +154,16 @@ def test_running_the_catch_up_again_changes_nothing(worker_env: Settings, rdb: r
 def test_a_replayed_batch_is_skipped_by_the_per_account_version_guard(
     worker_env: Settings, rdb: redis.Redis
 ) -> None:
-    write_traffic(worker_env.database_url, accounts=10, events_per_account=20)
+    write_traffic(worker_env.store.database_url, accounts=10, events_per_account=20)
     asyncio.run(run_catch_up(worker_env))
-    keys = ReadModelKeys(worker_env.redis_prefix)
+    keys = ReadModelKeys(worker_env.redis.prefix)
     for name in (BALANCES, STATEMENTS):  # as if a checkpoint write had been lost
         rdb.hset(keys.generation(name, 1).meta, "position", 0)
 
     asyncio.run(run_catch_up(worker_env))
 
-    expected = replay(worker_env.database_url)
-    assert projected(rdb, worker_env.redis_prefix) == expected
+    expected = replay(worker_env.store.database_url)
+    assert projected(rdb, worker_env.redis.prefix) == expected
     summary = rdb.hgetall(keys.generation(BALANCES, 1).summary)
     assert int(summary["events"]) == sum(row["version"] for row in expected.balances.values())
     assert int(summary["accounts"]) == 10
@@ -172,7 +172,7 @@ def test_a_replayed_batch_is_skipped_by_the_per_account_version_guard(
 def test_runners_racing_without_the_lock_never_apply_an_event_twice(
     worker_env: Settings, rdb: redis.Redis
 ) -> None:
-    write_traffic(worker_env.database_url, accounts=40, events_per_account=50)
+    write_traffic(worker_env.store.database_url, accounts=40, events_per_account=50)
 
     async def race() -> None:
         async with open_context(worker_env) as ctx:
@@ -186,30 +186,30 @@ def test_runners_racing_without_the_lock_never_apply_an_event_twice(
 
     asyncio.run(race())
 
-    expected = replay(worker_env.database_url)
-    assert projected(rdb, worker_env.redis_prefix) == expected
-    summary = rdb.hgetall(ReadModelKeys(worker_env.redis_prefix).generation(BALANCES, 1).summary)
+    expected = replay(worker_env.store.database_url)
+    assert projected(rdb, worker_env.redis.prefix) == expected
+    summary = rdb.hgetall(ReadModelKeys(worker_env.redis.prefix).generation(BALANCES, 1).summary)
     assert int(summary["events"]) == sum(row["version"] for row in expected.balances.values())
 
 
 def test_a_job_finding_the_projection_locked_exits_without_touching_it(
     worker_env: Settings, rdb: redis.Redis
 ) -> None:
-    head = write_traffic(worker_env.database_url, accounts=3, events_per_account=5)
-    keys = ReadModelKeys(worker_env.redis_prefix)
+    head = write_traffic(worker_env.store.database_url, accounts=3, events_per_account=5)
+    keys = ReadModelKeys(worker_env.redis.prefix)
     rdb.set(keys.lock(BALANCES), "another-runner", ex=30)
 
     passed = asyncio.run(run_catch_up(worker_env))
 
     assert passed == {BALANCES: 0, STATEMENTS: 15}
-    assert checkpoints(rdb, worker_env.redis_prefix) == {BALANCES: 0, STATEMENTS: head}
+    assert checkpoints(rdb, worker_env.redis.prefix) == {BALANCES: 0, STATEMENTS: head}
 
 
 def test_unknown_event_types_are_skipped_but_the_checkpoint_advances(
     worker_env: Settings, rdb: redis.Redis
 ) -> None:
     async def append() -> int:
-        engine = create_async_store_engine(worker_env.database_url)
+        engine = create_async_store_engine(worker_env.store.database_url)
         store = EventStore(engine)
         await store.append("acct-x", [NewEvent.from_domain(AccountOpened("ann", "USD"))], 0)
         await store.append("acct-x", [NewEvent(type="InterestAccrued", payload={"rate": "0.1"})], 1)
@@ -220,26 +220,26 @@ def test_unknown_event_types_are_skipped_but_the_checkpoint_advances(
         return result.last_position
 
     head = asyncio.run(append())
-    enqueue_catch_up(redis.Redis.from_url(worker_env.redis_url), worker_env, reason="test")
+    enqueue_catch_up(redis.Redis.from_url(worker_env.redis.url), worker_env, reason="test")
     work_queue(worker_env)
 
-    models = projected(rdb, worker_env.redis_prefix)
+    models = projected(rdb, worker_env.redis.prefix)
     assert models.balances["acct-x"]["balance"] == "2.50"
     assert models.balances["acct-x"]["version"] == 3
     assert [(e["type"], e["balance_after"]) for e in models.statements["acct-x"]] == [
         ("MoneyDeposited", "2.50"),
         ("AccountOpened", "0.00"),
     ]
-    assert checkpoints(rdb, worker_env.redis_prefix) == {BALANCES: head, STATEMENTS: head}
+    assert checkpoints(rdb, worker_env.redis.prefix) == {BALANCES: head, STATEMENTS: head}
 
 
 def test_a_job_meant_for_another_prefix_is_refused(worker_env: Settings) -> None:
-    connection = redis.Redis.from_url(worker_env.redis_url)
-    queue = Queue(worker_env.queue_name, connection=connection, serializer=JSONSerializer)
+    connection = redis.Redis.from_url(worker_env.redis.url)
+    queue = Queue(worker_env.redis.queue, connection=connection, serializer=JSONSerializer)
     job = queue.enqueue(
         "projectors.jobs.catch_up",
         f"other-{uuid.uuid4().hex[:6]}",
-        job_id=f"{worker_env.redis_prefix}-misrouted",
+        job_id=f"{worker_env.redis.prefix}-misrouted",
     )
 
     work_queue(worker_env)

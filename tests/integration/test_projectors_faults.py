@@ -4,7 +4,6 @@ workers at once. In every case the read models end equal to a fresh replay of th
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import signal
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from projectors.jobs import enqueue_catch_up
 from projectors.nudge import RedisNudgePublisher
 from tests.support import (
     checkpoints,
+    make_settings,
     projected,
     replay,
     start_bank,
@@ -37,8 +37,8 @@ CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
 def test_commits_while_redis_is_down_succeed_and_the_sweep_projects_them_once_redis_is_back(
     settings: Settings, rdb: redis.Redis, tmp_path: Path
 ) -> None:
-    head = write_traffic(settings.database_url, accounts=5, events_per_account=10)
-    unreachable = dataclasses.replace(settings, redis_url=CLOSED_PORT_REDIS)
+    head = write_traffic(settings.store.database_url, accounts=5, events_per_account=10)
+    unreachable = make_settings(settings, redis_url=CLOSED_PORT_REDIS)
 
     async def announce_while_redis_is_down() -> None:
         publisher = RedisNudgePublisher(unreachable)
@@ -47,29 +47,31 @@ def test_commits_while_redis_is_down_succeed_and_the_sweep_projects_them_once_re
         await publisher.close()
 
     asyncio.run(announce_while_redis_is_down())
-    assert list(rdb.scan_iter(f"*{settings.redis_prefix}*")) == []  # nothing reached Redis
+    assert list(rdb.scan_iter(f"*{settings.redis.prefix}*")) == []  # nothing reached Redis
 
     worker = start_bank(["worker"], settings, tmp_path / "worker.log")
     try:
         wait_until(
-            lambda: checkpoints(rdb, settings.redis_prefix) == {BALANCES: head, STATEMENTS: head},
+            lambda: checkpoints(rdb, settings.redis.prefix) == {BALANCES: head, STATEMENTS: head},
             timeout=30,
             what="the periodic sweep to catch up without any nudge",
         )
     finally:
         stop(worker)
-    assert projected(rdb, settings.redis_prefix) == replay(settings.database_url)
+    assert projected(rdb, settings.redis.prefix) == replay(settings.store.database_url)
 
 
 def test_a_worker_killed_mid_catch_up_and_restarted_leaves_models_equal_to_a_replay(
     settings: Settings, rdb: redis.Redis, tmp_path: Path
 ) -> None:
-    head = write_traffic(settings.database_url, accounts=200, events_per_account=100, chunk=50)
+    head = write_traffic(
+        settings.store.database_url, accounts=200, events_per_account=100, chunk=50
+    )
     assert head >= 20_000
     worker = start_bank(["worker"], settings, tmp_path / "worker.log")
     try:
         wait_until(
-            lambda: checkpoints(rdb, settings.redis_prefix)[BALANCES] > 0,
+            lambda: checkpoints(rdb, settings.redis.prefix)[BALANCES] > 0,
             timeout=30,
             what="the first batch",
             every=0.002,
@@ -78,30 +80,30 @@ def test_a_worker_killed_mid_catch_up_and_restarted_leaves_models_equal_to_a_rep
         worker.wait()
     finally:
         stop(worker)
-    at_kill = checkpoints(rdb, settings.redis_prefix)
+    at_kill = checkpoints(rdb, settings.redis.prefix)
     assert min(at_kill.values()) < head, "the worker finished before it could be killed"
 
     restarted = start_bank(["worker"], settings, tmp_path / "worker.log")
     try:
         wait_until(
-            lambda: checkpoints(rdb, settings.redis_prefix) == {BALANCES: head, STATEMENTS: head},
+            lambda: checkpoints(rdb, settings.redis.prefix) == {BALANCES: head, STATEMENTS: head},
             timeout=60,
             what="the restarted worker to catch up (after the dead runner's lock expires)",
         )
     finally:
         stop(restarted)
 
-    expected = replay(settings.database_url)
-    assert projected(rdb, settings.redis_prefix) == expected
-    summary = rdb.hgetall(ReadModelKeys(settings.redis_prefix).generation(BALANCES, 1).summary)
+    expected = replay(settings.store.database_url)
+    assert projected(rdb, settings.redis.prefix) == expected
+    summary = rdb.hgetall(ReadModelKeys(settings.redis.prefix).generation(BALANCES, 1).summary)
     assert int(summary["events"]) == sum(len(entries) for entries in expected.statements.values())
 
 
 def test_several_workers_started_at_once_never_double_apply(
     settings: Settings, rdb: redis.Redis, tmp_path: Path
 ) -> None:
-    head = write_traffic(settings.database_url, accounts=50, events_per_account=100)
-    connection = redis.Redis.from_url(settings.redis_url)
+    head = write_traffic(settings.store.database_url, accounts=50, events_per_account=100)
+    connection = redis.Redis.from_url(settings.redis.url)
     for _ in range(6):
         enqueue_catch_up(connection, settings, reason="test")
     connection.close()
@@ -117,13 +119,13 @@ def test_several_workers_started_at_once_never_double_apply(
 
     assert exit_codes == [0, 0, 0]
     queue = Queue(
-        settings.queue_name,
-        connection=redis.Redis.from_url(settings.redis_url),
+        settings.redis.queue,
+        connection=redis.Redis.from_url(settings.redis.url),
         serializer=JSONSerializer,
     )
     assert queue.failed_job_registry.count == 0
-    assert checkpoints(rdb, settings.redis_prefix) == {BALANCES: head, STATEMENTS: head}
-    expected = replay(settings.database_url)
-    assert projected(rdb, settings.redis_prefix) == expected
-    summary = rdb.hgetall(ReadModelKeys(settings.redis_prefix).generation(BALANCES, 1).summary)
+    assert checkpoints(rdb, settings.redis.prefix) == {BALANCES: head, STATEMENTS: head}
+    expected = replay(settings.store.database_url)
+    assert projected(rdb, settings.redis.prefix) == expected
+    summary = rdb.hgetall(ReadModelKeys(settings.redis.prefix).generation(BALANCES, 1).summary)
     assert int(summary["events"]) == sum(len(entries) for entries in expected.statements.values())

@@ -51,7 +51,7 @@ async def rebuild_started(ctx: ProjectionContext, projection: str) -> bool:
 
 @pytest.fixture
 def caught_up(settings: Settings, rdb: redis.Redis) -> Settings:
-    write_traffic(settings.database_url, accounts=30, events_per_account=40)
+    write_traffic(settings.store.database_url, accounts=30, events_per_account=40)
     asyncio.run(run_catch_up(settings))
     return settings
 
@@ -59,7 +59,7 @@ def caught_up(settings: Settings, rdb: redis.Redis) -> Settings:
 def test_a_rebuild_fills_a_new_generation_while_the_old_one_serves_then_switches_and_deletes_it(
     caught_up: Settings, rdb: redis.Redis
 ) -> None:
-    prefix = caught_up.redis_prefix
+    prefix = caught_up.redis.prefix
     before = projected(rdb, prefix)
 
     async def scenario() -> None:
@@ -88,13 +88,13 @@ def test_a_rebuild_fills_a_new_generation_while_the_old_one_serves_then_switches
     assert rdb.get(keys.live(BALANCES)) == "2"
     assert generations_present(rdb, prefix, BALANCES) == {2}
     assert generations_present(rdb, prefix, STATEMENTS) == {1}
-    assert projected(rdb, prefix) == replay(caught_up.database_url)
+    assert projected(rdb, prefix) == replay(caught_up.store.database_url)
 
 
 def test_a_rebuild_killed_midway_leaves_the_live_generation_untouched_and_the_next_run_cleans_up(
     caught_up: Settings, rdb: redis.Redis, tmp_path: Path
 ) -> None:
-    prefix = caught_up.redis_prefix
+    prefix = caught_up.redis.prefix
     keys = ReadModelKeys(prefix)
     before = projected(rdb, prefix)
     with (tmp_path / "rebuild.log").open("wb") as log:
@@ -124,7 +124,7 @@ def test_a_rebuild_killed_midway_leaves_the_live_generation_untouched_and_the_ne
     # Generation numbers are never reused: the leftover 2 is deleted, the new one is 3.
     assert (result.old_generation, result.new_generation) == (1, 3)
     assert generations_present(rdb, prefix, STATEMENTS) == {3}
-    assert projected(rdb, prefix) == replay(caught_up.database_url)
+    assert projected(rdb, prefix) == replay(caught_up.store.database_url)
 
 
 def test_a_second_rebuild_of_the_same_projection_is_refused_while_one_runs(
@@ -143,7 +143,7 @@ def test_a_second_rebuild_of_the_same_projection_is_refused_while_one_runs(
             assert (await first).new_generation == 2
 
     asyncio.run(scenario())
-    assert projected(rdb, caught_up.redis_prefix) == replay(caught_up.database_url)
+    assert projected(rdb, caught_up.redis.prefix) == replay(caught_up.store.database_url)
 
 
 def rebuild_now(settings: Settings, name: str) -> RebuildResult:

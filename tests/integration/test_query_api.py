@@ -7,7 +7,6 @@ loop while a request runs, so the write could not happen while the request waits
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -26,6 +25,7 @@ from projectors.catch_up import run_catch_up
 from read_side.api.app import create_query_app
 from tests.support import (
     Models,
+    make_settings,
     replay,
     write_traffic,
 )
@@ -50,9 +50,9 @@ async def http_client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def projected_settings(settings: Settings) -> tuple[Settings, int, Models]:
-    head = write_traffic(settings.database_url, accounts=23, events_per_account=12)
+    head = write_traffic(settings.store.database_url, accounts=23, events_per_account=12)
     asyncio.run(run_catch_up(settings))
-    return settings, head, replay(settings.database_url)
+    return settings, head, replay(settings.store.database_url)
 
 
 @pytest.fixture
@@ -195,7 +195,7 @@ async def test_projections_report_checkpoint_head_and_lag(
     client: Client, projected_settings: tuple[Settings, int, Models], rdb: redis.Redis
 ) -> None:
     settings, head, _ = projected_settings
-    rdb.set(ReadModelKeys(settings.redis_prefix).head, head + 5)  # as a publisher would announce
+    rdb.set(ReadModelKeys(settings.redis.prefix).head, head + 5)  # as a publisher would announce
 
     body = (await client.get("/projections")).json()
 
@@ -213,7 +213,7 @@ async def test_min_position_waits_for_the_projection_to_apply_the_write(
     async with http_client(create_query_app(settings)) as client:
         params = {"min_position": head + 1, "wait_ms": 10_000}
         request = asyncio.create_task(client.get("/accounts/acct-00002/balance", params=params))
-        engine = create_async_store_engine(settings.database_url)
+        engine = create_async_store_engine(settings.store.database_url)
         version = expected.balances["acct-00002"]["version"]
         deposit = NewEvent.from_domain(MoneyDeposited(Decimal("1.00")))
         written = await EventStore(engine).append("acct-00002", [deposit], version)
@@ -250,7 +250,7 @@ async def test_health_is_200_when_redis_answers(client: Client) -> None:
 
 
 async def test_redis_down_is_503_redis_unavailable(settings: Settings) -> None:
-    unreachable = dataclasses.replace(settings, redis_url="redis://127.0.0.1:1/0")
+    unreachable = make_settings(settings, redis_url="redis://127.0.0.1:1/0")
     async with AsyncTestClient(app=create_query_app(unreachable)) as client:
         for path in ("/health", "/accounts/acct-00001/balance", "/summary"):
             response = await client.get(path)

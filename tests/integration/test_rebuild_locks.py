@@ -33,7 +33,7 @@ def _live_dump(client: redis.Redis, prefix: str) -> dict[str, bytes | None]:
 
 @pytest.fixture
 def caught_up(settings: Settings, rdb: redis.Redis) -> Settings:
-    write_traffic(settings.database_url, accounts=30, events_per_account=40)
+    write_traffic(settings.store.database_url, accounts=30, events_per_account=40)
     asyncio.run(run_catch_up(settings))
     return settings
 
@@ -42,7 +42,7 @@ async def test_a_lease_is_still_held_long_after_its_ttl_while_its_run_goes_on(
     settings: Settings,
 ) -> None:
     async with open_context(settings) as ctx:
-        lease = Lease(ctx.redis, f"{settings.redis_prefix}:lease-test", ttl_s=0.3)
+        lease = Lease(ctx.redis, f"{settings.redis.prefix}:lease-test", ttl_s=0.3)
         assert await lease.acquire()
         try:
             await asyncio.sleep(1.2)  # the subject: four TTLs without any batch to renew it
@@ -56,7 +56,7 @@ async def test_a_lease_is_still_held_long_after_its_ttl_while_its_run_goes_on(
 def test_a_rebuild_that_loses_its_lock_mid_replay_writes_and_deletes_nothing_more(
     caught_up: Settings, rdb: redis.Redis
 ) -> None:
-    prefix = caught_up.redis_prefix
+    prefix = caught_up.redis.prefix
     keys = ReadModelKeys(prefix)
     before = _live_dump(rdb, prefix)
     scratch_meta = keys.generation(BALANCES, 2).meta
@@ -95,7 +95,7 @@ def test_a_dry_run_that_lost_its_lock_while_waiting_for_the_runner_deletes_nothi
 ) -> None:
     """The dry run used to clean up with "delete every generation but the live one I saw", so
     with its lock gone it deleted the generation of whichever run held the lock now."""
-    prefix = caught_up.redis_prefix
+    prefix = caught_up.redis.prefix
     keys = ReadModelKeys(prefix)
     head = int(rdb.hget(keys.generation(BALANCES, 1).meta, "position") or 0)
     others = keys.generation(BALANCES, 7)  # the generation another run is filling
@@ -160,4 +160,4 @@ def test_a_dry_run_under_concurrent_deposits_reports_consistent(
 
     assert asyncio.run(scenario()) == [True] * 5
     asyncio.run(run_catch_up(caught_up, wait_for_locks=True))
-    assert projected(rdb, caught_up.redis_prefix) == replay(caught_up.database_url)
+    assert projected(rdb, caught_up.redis.prefix) == replay(caught_up.store.database_url)

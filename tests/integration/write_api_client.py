@@ -10,7 +10,7 @@ import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from kernel.settings import Settings
+from tests.support import make_settings
 from write_side.api.app import create_write_app
 from write_side.publisher import NoPublisher
 from write_side.store.event_store import EventStore
@@ -21,7 +21,9 @@ async def write_api(database_url: str, **settings: Any) -> AsyncIterator[AsyncTe
     """A running write API (lifespan included) with no projections attached; authentication is
     off unless `auth_enabled=True` is passed (test_api_auth.py covers it)."""
     settings.setdefault("auth_enabled", False)
-    app = create_write_app(Settings(database_url=database_url, **settings), lambda _: NoPublisher())
+    app = create_write_app(
+        make_settings(database_url=database_url, **settings), lambda _: NoPublisher()
+    )
     async with AsyncTestClient(app=app) as client:
         yield client
 

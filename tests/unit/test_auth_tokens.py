@@ -20,7 +20,7 @@ from auth.tokens import (
     scopes_from_text,
     scopes_to_text,
 )
-from kernel.settings import AuthSettingError, SettingsError, auth_enabled
+from kernel.settings import AuthSettingError, Settings, SettingsError
 
 
 def test_a_new_token_is_prefixed_and_carries_256_random_bits() -> None:
@@ -80,7 +80,7 @@ def test_auth_is_on_unless_bank_auth_says_off(
     else:
         monkeypatch.setenv("BANK_AUTH", raw)
 
-    assert auth_enabled() is enabled
+    assert Settings.from_env().auth.enabled is enabled
 
 
 def test_an_unclear_bank_auth_value_is_an_error_not_a_guess(
@@ -89,5 +89,5 @@ def test_an_unclear_bank_auth_value_is_an_error_not_a_guess(
     monkeypatch.setenv("BANK_AUTH", "maybe")
 
     with pytest.raises(AuthSettingError, match="BANK_AUTH must be 'on' or 'off'") as raised:
-        auth_enabled()
+        Settings.from_env()
     assert isinstance(raised.value, SettingsError)  # so the CLI prints it as one line

@@ -61,12 +61,12 @@ def create_write_app(settings: Settings, publisher_factory: PublisherFactory) ->
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        engine = create_async_store_engine(settings.database_url)
+        engine = create_async_store_engine(settings.store.database_url)
         publisher = publisher_factory(settings)
-        store = EventStore(engine, settings.idempotency_retention)
-        repository = CachedAccounts(AccountRepository(store, settings.snapshot_every))
+        store = EventStore(engine, settings.store.idempotency_retention)
+        repository = CachedAccounts(AccountRepository(store, settings.store.snapshot_every))
         app.state.store = store
-        app.state.bus = CommandBus(repository, publisher, settings.command_deadline_ms / 1000)
+        app.state.bus = CommandBus(repository, publisher, settings.store.command_deadline_ms / 1000)
         try:
             yield
         finally:
@@ -83,7 +83,7 @@ def create_write_app(settings: Settings, publisher_factory: PublisherFactory) ->
             health,
         ],
         lifespan=[lifespan],
-        plugins=[BearerAuth(_key_resolver(settings), enabled=settings.auth_enabled)],
+        plugins=[BearerAuth(_key_resolver(settings), enabled=settings.auth.enabled)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
@@ -100,5 +100,7 @@ def create_write_app(settings: Settings, publisher_factory: PublisherFactory) ->
 def _key_resolver(settings: Settings) -> SqlKeyResolver:
     return SqlKeyResolver.from_settings(
         settings,
-        lambda: create_async_store_engine(settings.database_url, pool_size=KEY_STORE_POOL_SIZE),
+        lambda: create_async_store_engine(
+            settings.store.database_url, pool_size=KEY_STORE_POOL_SIZE
+        ),
     )

@@ -10,7 +10,7 @@ from write_side.store.database import create_sync_store_engine
 from write_side.store.schema import metadata
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url") or Settings.from_env().database_url
+url = config.get_main_option("sqlalchemy.url") or Settings.from_env().store.database_url
 
 engine = create_sync_store_engine(url)
 with engine.connect() as connection:

@@ -64,7 +64,15 @@ BAD_REQUESTS = [
     BadRequest("three decimals", DEPOSIT, amount('"1.001"'), 422),
     BadRequest("three decimals number", WITHDRAW, amount("0.005"), 422),
     BadRequest("tiny exponent", DEPOSIT, amount('"1e-999999999"'), 422),
-    BadRequest("not a number", DEPOSIT, amount('"12,50"'), 400),
+    BadRequest("not a number", DEPOSIT, amount('"12,50"'), 422),
+    # strings Decimal() reads but the documented grammar (digits, at most two decimals) does not
+    BadRequest("underscore in amount", DEPOSIT, amount('"1_000"'), 422),
+    BadRequest("exponent in amount string", DEPOSIT, amount('"1e2"'), 422),
+    BadRequest("spaces around amount", DEPOSIT, amount('"  5 "'), 422),
+    BadRequest("arabic-indic digits", DEPOSIT, amount('"\u0661\u0662"'), 422),
+    BadRequest("full-width digits", WITHDRAW, amount('"\uff11\uff12"'), 422),
+    BadRequest("plus sign", DEPOSIT, amount('"+5"'), 422),
+    BadRequest("trailing newline in amount", DEPOSIT, amount('"5\\n"'), 422),
     # missing and unknown fields
     BadRequest("missing amount", DEPOSIT, b"{}", 400),
     BadRequest("missing owner", "/accounts", b'{"currency": "USD"}', 400),
@@ -92,6 +100,32 @@ BAD_REQUESTS = [
     ),
     BadRequest("account_id with a slash", "/accounts", b'{"owner": "A", "account_id": "a/b"}', 400),
     BadRequest("empty account_id", "/accounts", b'{"owner": "A", "account_id": ""}', 400),
+    # a final newline: Python's `$` alone lets it through a pattern
+    BadRequest(
+        "account_id with a trailing newline",
+        "/accounts",
+        b'{"owner": "A", "account_id": "nl1\\n"}',
+        400,
+    ),
+    BadRequest(
+        "64-character account_id with a trailing newline",
+        "/accounts",
+        b'{"owner": "A", "account_id": "' + b"a" * 64 + b'\\n"}',
+        400,
+    ),
+    BadRequest(
+        "currency with a trailing newline",
+        "/accounts",
+        b'{"owner": "A", "currency": "USD\\n"}',
+        400,
+    ),
+    BadRequest(
+        "account in path with a trailing newline",
+        "/accounts/acc-1%0A/deposit",
+        amount('"1"'),
+        404,
+        "account_not_found",
+    ),
     # the idempotency key
     BadRequest(
         "over-long idempotency key",

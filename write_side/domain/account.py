@@ -7,7 +7,6 @@ the account from the store, so replaying history can never fail a business rule.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from app.events import (
     MoneyDeposited,
     MoneyWithdrawn,
 )
+from app.identifiers import CURRENCY
 from app.money import ZERO, format_money
 from write_side.domain.errors import (
     AccountExists,
@@ -34,7 +34,6 @@ from write_side.domain.errors import (
 SNAPSHOT_SCHEMA_VERSION = 1
 """Bump when the snapshot's state shape changes: older snapshots are then ignored."""
 
-CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
 OWNER_MAX_LENGTH = 200
 
 
@@ -80,8 +79,8 @@ class BankAccount:
         if any(unicodedata.category(ch) == "Cc" for ch in owner):
             # PostgreSQL's jsonb cannot even store U+0000; no name needs a control character.
             raise InvalidCommand("owner must not contain control characters")
-        if not CURRENCY_PATTERN.match(currency):
-            raise InvalidCommand("currency must be a 3-letter upper-case code such as USD")
+        if not CURRENCY.matches(currency):
+            raise InvalidCommand(f"currency must be {CURRENCY.description}, such as USD")
         return self._record(AccountOpened(owner=owner, currency=currency))
 
     def deposit(self, amount: Decimal) -> list[DomainEvent]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -9,7 +10,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.integration.write_api_client import assert_error, store_of, write_api
+from tests.integration.write_api_client import assert_error, racing_client, store_of, write_api
 
 Client = AsyncTestClient[Litestar]
 JSON = {"content-type": "application/json"}
@@ -246,3 +247,52 @@ async def test_a_body_just_under_sixteen_kib_is_not_refused_for_its_size(client:
 
     assert len(body) < 16 * 1024
     assert response.status_code == 200, response.text
+
+
+HOSTILE_OPENS = [
+    {"owner": "B", "account_id": "a" * 64 + "\n"},  # overflowed VARCHAR(64) in the store
+    {"owner": "B", "account_id": "nl1\n"},
+    {"owner": "B", "currency": "USD\n"},
+]
+HOSTILE_DEPOSITS = [{"amount": raw} for raw in ("1_000", "1e2", "  5 ", "\u0661\u0662")]
+
+
+@pytest.mark.postgres
+async def test_bad_clients_racing_honest_ones_fail_alone_on_postgresql(pg_url: str) -> None:
+    """Group commit shares one statement among concurrent commands: a bad command must not take
+    the honest commands of its batch down with it."""
+    honest_clients, deposits_each, bad_clients = 16, 5, 2
+    async with write_api(pg_url) as client, racing_client(client) as racing:
+        for n in range(honest_clients):
+            opened = await racing.post("/accounts", json={"owner": "H", "account_id": f"h{n}"})
+            assert opened.status_code == 201
+        honest_done = asyncio.Event()
+
+        async def honest(n: int) -> list[int]:
+            statuses = []
+            for _ in range(deposits_each):
+                response = await racing.post(f"/accounts/h{n}/deposit", json={"amount": "1.00"})
+                statuses.append(response.status_code)
+            return statuses
+
+        async def bad() -> list[int]:
+            statuses = []
+            while not honest_done.is_set():
+                for body in HOSTILE_OPENS:
+                    statuses.append((await racing.post("/accounts", json=body)).status_code)
+                for body in HOSTILE_DEPOSITS:
+                    response = await racing.post("/accounts/h0/deposit", json=body)
+                    statuses.append(response.status_code)
+                # A request refused before the store never waits on I/O: let the others run.
+                await asyncio.sleep(0)
+            return statuses
+
+        bad_tasks = [asyncio.create_task(bad()) for _ in range(bad_clients)]
+        honest_statuses = await asyncio.gather(*(honest(n) for n in range(honest_clients)))
+        honest_done.set()
+        bad_statuses = await asyncio.gather(*bad_tasks)
+
+        assert all(s == 200 for statuses in honest_statuses for s in statuses), honest_statuses
+        assert all(400 <= s < 500 for statuses in bad_statuses for s in statuses), bad_statuses
+        stored = await store_of(client).read_after(0)
+        assert len(stored) == honest_clients * (1 + deposits_each)

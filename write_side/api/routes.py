@@ -76,7 +76,9 @@ ERRORS = {
     413: "request_too_large: the body is over 16 KiB.",
     415: "unsupported_media_type: the body is not sent as application/json.",
     422: "validation_error (a rule refused the data, e.g. the amount) or idempotency_key_reused.",
-    503: "store_unavailable, command_timed_out or auth_unavailable, with Retry-After.",
+    503: "store_unavailable (nothing was recorded), outcome_unknown (the connection was lost after "
+    "the command was sent: retry with the same Idempotency-Key), command_timed_out or "
+    "auth_unavailable, with Retry-After.",
 }
 
 

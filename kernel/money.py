@@ -5,8 +5,14 @@ Never float: a JSON number is decoded straight into `Decimal` from its text.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
+AMOUNT_TEXT = r"^[0-9]{1,10}(\.[0-9]{1,2})?(?!\n)$"
+"""The one grammar of an amount sent as a string: ASCII digits, at most two decimals. No sign,
+exponent, spaces, '_' or other scripts' digits, all of which `Decimal()` itself would accept.
+(`(?!\n)$`: Python's `$` alone would let a final newline through; see kernel/identifiers.py.)"""
+_AMOUNT_TEXT = re.compile(AMOUNT_TEXT)
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("1000000000.00")
 ZERO = Decimal("0.00")
@@ -17,11 +23,16 @@ class InvalidAmount(ValueError):
 
 
 def parse_amount(raw: object) -> Decimal:
-    """Turn a client's amount (a JSON string or number) into an exact, validated Decimal."""
+    """Turn a client's amount (a string, an int or a Decimal decoded exactly from a JSON number)
+    into an exact, validated Decimal."""
     if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
         raise InvalidAmount("amount must be a decimal number, as a JSON string or number")
+    if isinstance(raw, str) and _AMOUNT_TEXT.search(raw) is None:
+        raise InvalidAmount(
+            f"amount {raw[:40]!r} must be written as digits with at most two decimals, e.g. '12.50'"
+        )
     try:
-        value = Decimal(raw.strip() if isinstance(raw, str) else raw)
+        value = Decimal(raw)
     except (InvalidOperation, ValueError):
         raise InvalidAmount(f"amount {str(raw)[:40]!r} is not a decimal number") from None
     if not value.is_finite():

@@ -35,6 +35,7 @@ from write_side.domain.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     LedgerError,
+    StoreFailure,
     VersionConflict,
 )
 from write_side.handlers import HANDLERS
@@ -132,6 +133,8 @@ class CommandBus:
         except DuplicateCommand as duplicate:  # the same key won a race with us
             assert record is not None
             return self._replay(record, duplicate.record)
+        except StoreFailure:
+            raise  # not a decision: there is no earlier outcome to answer with
         except LedgerError:
             # A retry racing its first attempt can decide on the state that attempt left behind
             # (balance spent, account closed, version moved on): answer with the first outcome.
@@ -173,6 +176,8 @@ class CommandBus:
         loaded = await self._repository.load(account_id, fresh=fresh)
         try:
             return await self._decide_and_save(command, record, loaded)
+        except StoreFailure:
+            raise  # an append may have been sent: never send it again on our own
         except LedgerError:
             if not loaded.from_cache:
                 raise

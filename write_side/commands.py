@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from kernel.identifiers import ACCOUNT_ID
 from kernel.money import InvalidAmount, parse_amount
 from write_side.domain.errors import InvalidCommand
 
@@ -23,6 +24,10 @@ class OpenAccount:
     account_id: str | None = None
     """None lets the write side generate one."""
     expected_version: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.account_id is not None and not ACCOUNT_ID.matches(self.account_id):
+            raise InvalidCommand(f"account_id must be {ACCOUNT_ID.description}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,10 @@ from litestar.openapi import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 
 from auth.guards import requires
+from kernel.identifiers import ACCOUNT_ID
 from kernel.read_model_layout import BALANCES, STATEMENTS
 from read_side.api.errors import ErrorBody
+from read_side.errors import AccountNotFound
 from read_side.freshness import CheckpointWatcher
 from read_side.readers import ReadModelReader, SortKey, SortOrder
 from read_side.views import AccountsPage, Balance, ProjectionStatus, Statement, Summary
@@ -49,6 +51,13 @@ WaitMs = Annotated[
 ]
 
 
+def _account_id(raw: str) -> str:
+    """The write side's rule: an id it could never have opened names no account (404)."""
+    if not ACCOUNT_ID.matches(raw):
+        raise AccountNotFound(raw[:64])
+    return raw
+
+
 READ = [requires("read")]
 ADMIN = [requires("admin")]
 
@@ -80,6 +89,7 @@ async def get_balance(
     wait_ms: WaitMs = 2000,
 ) -> Balance:
     """An account's balance, as of the `position` it reports."""
+    account_id = _account_id(account_id)
     if min_position is not None:
         await watcher.wait_for(BALANCES, min_position, wait_ms)
     return await reader.balance(account_id)
@@ -101,6 +111,7 @@ async def get_statement(
     wait_ms: WaitMs = 2000,
 ) -> Statement:
     """An account's statement entries, newest first."""
+    account_id = _account_id(account_id)
     if min_position is not None:
         await watcher.wait_for(STATEMENTS, min_position, wait_ms)
     return await reader.statement(account_id, limit, before_version)

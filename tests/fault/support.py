@@ -125,6 +125,7 @@ class DepositLoad:
 
     Every answer is counted by status; the keys of the 2xx answers are the acknowledged commands.
     A transport error (no answer at all) is counted as status 0 and proves nothing either way.
+    Every error answer is also counted by its (status, code, detail).
     """
 
     url: str
@@ -132,6 +133,7 @@ class DepositLoad:
     headers: dict[str, str] = field(default_factory=dict)
     statuses: Counter[int] = field(default_factory=Counter)
     acknowledged: list[str] = field(default_factory=list)
+    errors: Counter[tuple[int, str, str]] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -168,11 +170,21 @@ class DepositLoad:
                     )
                     status = response.status_code
                 except httpx.TransportError:
-                    status = 0
+                    status, response = 0, None
                 with self._lock:
                     self.statuses[status] += 1
                     if 200 <= status < 300:
                         self.acknowledged.append(key)
+                    elif response is not None:
+                        self.errors[_error_of(response)] += 1
+
+
+def _error_of(response: httpx.Response) -> tuple[int, str, str]:
+    try:
+        body = response.json()
+        return response.status_code, str(body["error"]), str(body["detail"])
+    except (ValueError, KeyError, TypeError):
+        return response.status_code, "(not an error body)", response.text[:200]
 
 
 # --- what every scenario ends with --------------------------------------------------------------

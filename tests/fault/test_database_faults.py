@@ -7,6 +7,7 @@ worker projects the store, and the read models must equal a replay of it.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -78,6 +79,14 @@ def test_killed_connections_give_503_never_500_and_lose_no_acknowledged_command(
         assert load.statuses[503] > 0, (
             f"killing connections should have failed some commands: {load.statuses}"
         )
+        codes = Counter(code for _, code, _ in load.errors.elements())
+        assert set(codes) <= {"store_unavailable", "outcome_unknown"}, load.errors
+        # Killed mid-append, a command may have committed: the answer must not say otherwise.
+        assert codes["outcome_unknown"] > 0, load.errors
+        for _, code, detail in load.errors:
+            if code == "outcome_unknown":
+                assert "nothing was recorded" not in detail
+                assert "same Idempotency-Key is safe" in detail
         assert_each_acknowledged_command_stored_once(settings.store.database_url, load.acknowledged)
 
     _project_and_check(settings, rdb)

@@ -18,7 +18,7 @@ import redis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from kernel.events import MoneyDeposited, NewEvent
+from kernel.events import AccountOpened, MoneyDeposited, NewEvent
 from kernel.read_model_layout import ReadModelKeys
 from kernel.settings import Settings
 from projectors.catch_up import run_catch_up
@@ -263,3 +263,28 @@ async def test_an_unknown_route_answers_in_the_same_error_shape(client: Client) 
 
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
+
+
+async def test_an_account_id_the_write_side_would_refuse_is_404_even_if_a_model_holds_it(
+    settings: Settings,
+) -> None:
+    """Before one rule owned account ids, "nl1\\n" could be opened (Python's `$` matched before
+    the final newline). Such a stream may sit in the store and its read models; the query API
+    applies the same rule as the write side and does not serve it."""
+    engine = create_async_store_engine(settings.database_url)
+    try:
+        for stream in ("nl1\n", "nl1"):
+            opened = NewEvent.from_domain(AccountOpened(owner="N", currency="USD"))
+            await EventStore(engine).append(stream, [opened], 0)
+    finally:
+        await engine.dispose()
+    await run_catch_up(settings)
+
+    async with AsyncTestClient(app=create_query_app(settings)) as client:
+        for view in ("balance", "statement"):
+            refused = await client.get(f"/accounts/nl1%0A/{view}")
+            served = await client.get(f"/accounts/nl1/{view}")
+
+            assert refused.status_code == 404, refused.text
+            assert refused.json()["error"] == "account_not_found"
+            assert served.status_code == 200, served.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -9,7 +10,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.integration.write_api_client import assert_error, store_of, write_api
+from tests.integration.write_api_client import assert_error, racing_client, store_of, write_api
 
 Client = AsyncTestClient[Litestar]
 JSON = {"content-type": "application/json"}
@@ -64,7 +65,15 @@ BAD_REQUESTS = [
     BadRequest("three decimals", DEPOSIT, amount('"1.001"'), 422),
     BadRequest("three decimals number", WITHDRAW, amount("0.005"), 422),
     BadRequest("tiny exponent", DEPOSIT, amount('"1e-999999999"'), 422),
-    BadRequest("not a number", DEPOSIT, amount('"12,50"'), 400),
+    BadRequest("not a number", DEPOSIT, amount('"12,50"'), 422),
+    # strings Decimal() reads but the documented grammar (digits, at most two decimals) does not
+    BadRequest("underscore in amount", DEPOSIT, amount('"1_000"'), 422),
+    BadRequest("exponent in amount string", DEPOSIT, amount('"1e2"'), 422),
+    BadRequest("spaces around amount", DEPOSIT, amount('"  5 "'), 422),
+    BadRequest("arabic-indic digits", DEPOSIT, amount('"\u0661\u0662"'), 422),
+    BadRequest("full-width digits", WITHDRAW, amount('"\uff11\uff12"'), 422),
+    BadRequest("plus sign", DEPOSIT, amount('"+5"'), 422),
+    BadRequest("trailing newline in amount", DEPOSIT, amount('"5\\n"'), 422),
     # missing and unknown fields
     BadRequest("missing amount", DEPOSIT, b"{}", 400),
     BadRequest("missing owner", "/accounts", b'{"currency": "USD"}', 400),
@@ -92,6 +101,32 @@ BAD_REQUESTS = [
     ),
     BadRequest("account_id with a slash", "/accounts", b'{"owner": "A", "account_id": "a/b"}', 400),
     BadRequest("empty account_id", "/accounts", b'{"owner": "A", "account_id": ""}', 400),
+    # a final newline: Python's `$` alone lets it through a pattern
+    BadRequest(
+        "account_id with a trailing newline",
+        "/accounts",
+        b'{"owner": "A", "account_id": "nl1\\n"}',
+        400,
+    ),
+    BadRequest(
+        "64-character account_id with a trailing newline",
+        "/accounts",
+        b'{"owner": "A", "account_id": "' + b"a" * 64 + b'\\n"}',
+        400,
+    ),
+    BadRequest(
+        "currency with a trailing newline",
+        "/accounts",
+        b'{"owner": "A", "currency": "USD\\n"}',
+        400,
+    ),
+    BadRequest(
+        "account in path with a trailing newline",
+        "/accounts/acc-1%0A/deposit",
+        amount('"1"'),
+        404,
+        "account_not_found",
+    ),
     # the idempotency key
     BadRequest(
         "over-long idempotency key",
@@ -212,3 +247,52 @@ async def test_a_body_just_under_sixteen_kib_is_not_refused_for_its_size(client:
 
     assert len(body) < 16 * 1024
     assert response.status_code == 200, response.text
+
+
+HOSTILE_OPENS = [
+    {"owner": "B", "account_id": "a" * 64 + "\n"},  # overflowed VARCHAR(64) in the store
+    {"owner": "B", "account_id": "nl1\n"},
+    {"owner": "B", "currency": "USD\n"},
+]
+HOSTILE_DEPOSITS = [{"amount": raw} for raw in ("1_000", "1e2", "  5 ", "\u0661\u0662")]
+
+
+@pytest.mark.postgres
+async def test_bad_clients_racing_honest_ones_fail_alone_on_postgresql(pg_url: str) -> None:
+    """Group commit shares one statement among concurrent commands: a bad command must not take
+    the honest commands of its batch down with it."""
+    honest_clients, deposits_each, bad_clients = 16, 5, 2
+    async with write_api(pg_url) as client, racing_client(client) as racing:
+        for n in range(honest_clients):
+            opened = await racing.post("/accounts", json={"owner": "H", "account_id": f"h{n}"})
+            assert opened.status_code == 201
+        honest_done = asyncio.Event()
+
+        async def honest(n: int) -> list[int]:
+            statuses = []
+            for _ in range(deposits_each):
+                response = await racing.post(f"/accounts/h{n}/deposit", json={"amount": "1.00"})
+                statuses.append(response.status_code)
+            return statuses
+
+        async def bad() -> list[int]:
+            statuses = []
+            while not honest_done.is_set():
+                for body in HOSTILE_OPENS:
+                    statuses.append((await racing.post("/accounts", json=body)).status_code)
+                for body in HOSTILE_DEPOSITS:
+                    response = await racing.post("/accounts/h0/deposit", json=body)
+                    statuses.append(response.status_code)
+                # A request refused before the store never waits on I/O: let the others run.
+                await asyncio.sleep(0)
+            return statuses
+
+        bad_tasks = [asyncio.create_task(bad()) for _ in range(bad_clients)]
+        honest_statuses = await asyncio.gather(*(honest(n) for n in range(honest_clients)))
+        honest_done.set()
+        bad_statuses = await asyncio.gather(*bad_tasks)
+
+        assert all(s == 200 for statuses in honest_statuses for s in statuses), honest_statuses
+        assert all(400 <= s < 500 for statuses in bad_statuses for s in statuses), bad_statuses
+        stored = await store_of(client).read_after(0)
+        assert len(stored) == honest_clients * (1 + deposits_each)

@@ -19,10 +19,10 @@ AMOUNT_COMMANDS = [Deposit, Withdraw]
     [
         ("12.50", Decimal("12.50")),
         ("12.5", Decimal("12.50")),
-        (" 7 ", Decimal("7.00")),
+        ("7", Decimal("7.00")),
         ("0.01", Decimal("0.01")),
         ("1000000000.00", MAX_AMOUNT),
-        ("1e3", Decimal("1000.00")),
+        (Decimal("1E+3"), Decimal("1000.00")),  # the JSON number 1e3, decoded exactly
         (12, Decimal("12.00")),
         (Decimal("0.07"), Decimal("0.07")),
         (Decimal("3.10"), Decimal("3.10")),
@@ -69,6 +69,19 @@ def test_an_amount_given_as_a_string_or_number_becomes_an_exact_two_place_decima
         "12,50",
         "twelve",
         "0x10",
+        # Decimal() reads all of these; the documented grammar does not
+        " 7 ",
+        "  5 ",
+        "1e3",
+        "1e2",
+        "1_000",
+        "\u0661\u0662",  # Arabic-Indic digits
+        "\uff11\uff12",  # full-width digits
+        "+5",
+        ".5",
+        "5.",
+        "5\n",
+        "12.50\n",
         None,
         True,
         [1],

@@ -30,6 +30,7 @@ STATUS_BY_ERROR: dict[type[domain.LedgerError], int] = {
     domain.IdempotencyKeyInFlight: 409,
     domain.CommandTimedOut: 503,
     domain.StoreUnavailable: 503,
+    domain.OutcomeUnknown: 503,
 }
 
 CODE_BY_HTTP_STATUS = {
@@ -88,12 +89,13 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[s
 
 
 def database_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """A database error that escaped a read. Reads come before a command's append (or after one
+    that provably committed nothing), so nothing was recorded; an append's own failures arrive as
+    StoreUnavailable or OutcomeUnknown (write_side/store/group_commit.py)."""
     log.warning("event store unavailable: %s", type(exc).__name__)
+    unavailable = domain.StoreUnavailable()
     return error_response(
-        HTTP_503_SERVICE_UNAVAILABLE,
-        "store_unavailable",
-        "the event store is unavailable; nothing was recorded, retry shortly",
-        {"Retry-After": "1"},
+        HTTP_503_SERVICE_UNAVAILABLE, unavailable.code, str(unavailable), {"Retry-After": "1"}
     )
 
 

@@ -3,14 +3,16 @@
 Litestar decodes a JSON body into plain Python values and then converts them in lax mode, so
 `"expected_version": "3"` would pass as 3 and a JSON number would pass through `float` on its way
 to `Decimal`. `StrictJSON[Model]`, given as a handler's `dto=`, decodes the raw bytes into the
-Struct in one strict pass instead: a JSON number becomes a `Decimal` from its text, a string where
-an integer belongs is refused (400). Any content type but `application/json` (optionally with
+Struct in one strict pass instead: a JSON number becomes a `Decimal` from its text (also where the
+field is untyped, like `amount`), a string where an integer belongs is refused (400). Any content type but `application/json` (optionally with
 `charset=utf-8`) is refused with 415 before the body is looked at. The OpenAPI schema of the body
 is the Struct's own, plus `additionalProperties: false` (the decoder refuses unknown fields).
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
+from functools import cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
@@ -41,6 +43,11 @@ def check_json_content_type(header: str | None) -> None:
             )
 
 
+@cache
+def _decoder(target: Any) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(target, strict=True, float_hook=Decimal)
+
+
 class StrictJSON(MsgspecDTO[StructT], Generic[StructT]):
     """`@post(..., dto=StrictJSON[Model], return_dto=None)` with `data: Model` on the handler."""
 
@@ -49,7 +56,7 @@ class StrictJSON(MsgspecDTO[StructT], Generic[StructT]):
         data_field = self.asgi_connection.route_handler.parsed_data_field
         target = data_field.annotation if data_field is not None else self.model_type
         try:
-            return msgspec.json.decode(value, type=target, strict=True)
+            return _decoder(target).decode(value)
         except msgspec.DecodeError as exc:  # ValidationError included: both say what and where
             raise ValidationException(
                 detail="the request body is not valid", extra=[{"message": str(exc)}]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import partial
 from typing import Annotated, Any
 
@@ -13,6 +12,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
 from auth.guards import Principal, requires
+from kernel.identifiers import ACCOUNT_ID, IDEMPOTENCY_KEY
 from kernel.money import format_money
 from write_side.api.json_body import StrictJSON
 from write_side.api.schemas import (
@@ -31,9 +31,6 @@ from write_side.commands import CloseAccount, Deposit, OpenAccount, Withdraw
 from write_side.domain.errors import AccountNotFound, InvalidCommand
 from write_side.store.event_store import EventStore
 
-ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
-
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
@@ -48,14 +45,14 @@ AccountIdPath = Annotated[str, PathParameter(description="The account id.")]
 
 
 def _account_id(raw: str) -> str:
-    if not ACCOUNT_ID.match(raw):
+    if not ACCOUNT_ID.matches(raw):
         raise AccountNotFound(f"account {raw[:64]!r} does not exist")
     return raw
 
 
 def _key(raw: str | None) -> str | None:
-    if raw is not None and not IDEMPOTENCY_KEY.match(raw):
-        raise InvalidCommand("Idempotency-Key must be 1 to 200 visible ASCII characters")
+    if raw is not None and not IDEMPOTENCY_KEY.matches(raw):
+        raise InvalidCommand(f"Idempotency-Key must be {IDEMPOTENCY_KEY.description}")
     return raw
 
 
@@ -91,7 +88,9 @@ ERRORS = {
     413: "request_too_large: the body is over 16 KiB.",
     415: "unsupported_media_type: the body is not sent as application/json.",
     422: "validation_error (a rule refused the data, e.g. the amount) or idempotency_key_reused.",
-    503: "store_unavailable, command_timed_out or auth_unavailable, with Retry-After.",
+    503: "store_unavailable (nothing was recorded), outcome_unknown (the connection was lost after "
+    "the command was sent: retry with the same Idempotency-Key), command_timed_out or "
+    "auth_unavailable, with Retry-After.",
 }
 
 

@@ -8,14 +8,16 @@ from typing import Annotated, Any
 
 import msgspec
 
+from kernel.identifiers import ACCOUNT_ID, CURRENCY
+from kernel.money import AMOUNT_TEXT
+
 AccountId = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Za-z0-9_-]{1,64}$",
-        description="1 to 64 letters, digits, '_' or '-'",
-        examples=["alice-checking"],
+        pattern=ACCOUNT_ID.pattern, description=ACCOUNT_ID.description, examples=["alice-checking"]
     ),
 ]
+Currency = Annotated[str, msgspec.Meta(pattern=CURRENCY.pattern, description=CURRENCY.description)]
 ExpectedVersion = Annotated[
     int,
     msgspec.Meta(
@@ -27,14 +29,16 @@ ExpectedVersion = Annotated[
     ),
 ]
 Amount = Annotated[
-    Decimal,
+    # Any, not Decimal: a string must follow AMOUNT_TEXT exactly, and only the untyped value tells
+    # a string from a number (StrictJSON decodes an untyped JSON number to a Decimal, exactly).
+    Any,
     msgspec.Meta(
         description="Positive, at most two decimals and 1000000000.00; a JSON string or number.",
         examples=["12.50"],
         extra_json_schema={
             "extra": {
                 "type": ["string", "number"],
-                "pattern": r"^[0-9]{1,10}(\.[0-9]{1,2})?$",  # what a string looks like
+                "pattern": AMOUNT_TEXT,  # what a string looks like
                 "exclusiveMinimum": 0,  # and the range of a number
                 "maximum": 1_000_000_000,
             }
@@ -45,7 +49,7 @@ Amount = Annotated[
 
 class OpenAccountRequest(msgspec.Struct, forbid_unknown_fields=True):
     owner: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] = "USD"
+    currency: Currency = "USD"
     account_id: AccountId | None = None
     expected_version: ExpectedVersion | None = None
 
@@ -53,6 +57,11 @@ class OpenAccountRequest(msgspec.Struct, forbid_unknown_fields=True):
 class AmountRequest(msgspec.Struct, forbid_unknown_fields=True):
     amount: Amount
     expected_version: ExpectedVersion | None = None
+
+    def __post_init__(self) -> None:
+        # A wrong JSON type is a malformed body (400); a wrong value, a refused command (422).
+        if isinstance(self.amount, bool) or not isinstance(self.amount, str | int | Decimal):
+            raise TypeError("Expected `str | number` - at `$.amount`")
 
 
 class CloseAccountRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -7,7 +7,6 @@ the account from the store, so replaying history can never fail a business rule.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from kernel.events import (
     MoneyDeposited,
     MoneyWithdrawn,
 )
+from kernel.identifiers import CURRENCY
 from kernel.money import ZERO, format_money
 from kernel.upcasting import UpcasterChain
 from write_side.domain.errors import (
@@ -37,7 +37,6 @@ SNAPSHOT_SCHEMA_VERSION = 1
 snapshots older than the chain reaches are then ignored and the account is rebuilt from events)."""
 SNAPSHOT_UPCASTERS = UpcasterChain(current=SNAPSHOT_SCHEMA_VERSION)
 
-CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
 OWNER_MAX_LENGTH = 200
 
 
@@ -83,8 +82,8 @@ class BankAccount:
         if any(unicodedata.category(ch) == "Cc" for ch in owner):
             # PostgreSQL's jsonb cannot even store U+0000; no name needs a control character.
             raise InvalidCommand("owner must not contain control characters")
-        if not CURRENCY_PATTERN.match(currency):
-            raise InvalidCommand("currency must be a 3-letter upper-case code such as USD")
+        if not CURRENCY.matches(currency):
+            raise InvalidCommand(f"currency must be {CURRENCY.description}, such as USD")
         return self._record(AccountOpened(owner=owner, currency=currency))
 
     def deposit(self, amount: Decimal, reference: str | None = None) -> list[DomainEvent]:

@@ -66,7 +66,27 @@ class CommandTimedOut(LedgerError):
     code = "command_timed_out"
 
 
-class StoreUnavailable(LedgerError):
-    """The event store could not be reached; nothing was appended."""
+class StoreFailure(LedgerError):
+    """The event store failed, not a rule: never retried or answered from an earlier outcome."""
+
+
+class StoreUnavailable(StoreFailure):
+    """The event store could not be reached before the append was sent; nothing was appended."""
 
     code = "store_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("the event store is unavailable; nothing was recorded, retry shortly")
+
+
+class OutcomeUnknown(StoreFailure):
+    """The connection was lost after the append was sent: it may or may not have committed."""
+
+    code = "outcome_unknown"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the connection to the event store was lost after the command was sent, so it may or "
+            "may not have been recorded; retrying with the same Idempotency-Key is safe (it is "
+            "applied at most once), without one read the account's events before retrying"
+        )

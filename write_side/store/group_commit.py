@@ -6,6 +6,13 @@ after another. Instead, each process runs at most one append transaction at a ti
 arrive while it is in flight queue up and go together in the next `bank_append_batch(...)` call.
 Under no load a batch is one append and costs what a single append did; under load a flush is
 shared by every command waiting for it.
+
+Sharing a statement must not share one command's failure. If PostgreSQL refuses the statement
+itself (a data or integrity error: its transaction rolled back, nothing committed), the batch is
+split in halves and each half sent again, until the refusal fails only the append that caused it.
+A lost connection is different: the statement may have committed before the answer was lost, so
+nothing is retried; every command of the batch gets OutcomeUnknown. A connection that could not
+even be opened sent nothing: StoreUnavailable.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from write_side.domain.errors import OutcomeUnknown, StoreUnavailable
 
 MAX_BATCH = 256
 
@@ -65,25 +74,51 @@ class AppendBatcher:
         while self._queue:
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
-            try:
-                outcomes = await self._call([pending.append for pending in batch])
-            except Exception as exc:  # noqa: BLE001 - every waiting command gets the failure
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
-                continue
-            for pending, outcome in zip(batch, outcomes, strict=True):
-                if not pending.future.done():  # a cancelled request still had its append done
-                    pending.future.set_result(outcome)
+            await self._settle(batch)
+
+    async def _settle(self, batch: list[_Pending]) -> None:
+        try:
+            outcomes = await self._call([pending.append for pending in batch])
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting commands
+            if len(batch) > 1 and _rejected_by_statement(exc):
+                middle = len(batch) // 2
+                await self._settle(batch[:middle])
+                await self._settle(batch[middle:])
+                return
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+            return
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if not pending.future.done():  # a cancelled request still had its append done
+                pending.future.set_result(outcome)
 
     async def _call(self, appends: list[dict[str, Any]]) -> list[AppendOutcome]:
-        async with self._engine.connect() as conn:
+        try:
+            conn = await self._engine.connect().start()
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            raise StoreUnavailable() from exc
+        try:
             rows = (
                 await conn.execute(_APPEND_BATCH, {"appends": _json.encode(appends).decode()})
             ).all()
+        except Exception as exc:
+            if _rejected_by_statement(exc):
+                raise
+            raise OutcomeUnknown() from exc
+        finally:
+            await conn.close()
         outcomes: list[AppendOutcome | None] = [None] * len(appends)
         for item, outcome, version, position, fingerprint, result in rows:
             outcomes[item] = AppendOutcome(outcome, version, position, fingerprint, result)
         if any(outcome is None for outcome in outcomes):
             raise RuntimeError("bank_append_batch() did not answer for every append")
         return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _rejected_by_statement(exc: Exception) -> bool:
+    """PostgreSQL refused the statement's data (SQLSTATE class 22 or 23) on a live connection: the
+    statement's transaction rolled back, so the batch provably committed nothing."""
+    return (
+        isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError) and not exc.connection_invalidated
+    )

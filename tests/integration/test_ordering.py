@@ -17,7 +17,6 @@ import uuid
 import pytest
 
 from kernel.events import NewEvent
-from tests.support import make_settings
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
 
@@ -75,9 +74,7 @@ async def test_a_tailing_reader_sees_every_event_exactly_once_in_position_order(
     pg_url: str,
 ) -> None:
     rng = random.Random(20261127)
-    reader_engine = create_async_store_engine(
-        make_settings(database_url=pg_url).database_url, pool_size=1
-    )
+    reader_engine = create_async_store_engine(pg_url, pool_size=1)
     reader = EventStore(reader_engine)
     writers_done = asyncio.Event()
     try:

@@ -271,7 +271,7 @@ async def test_an_account_id_the_write_side_would_refuse_is_404_even_if_a_model_
     """Before one rule owned account ids, "nl1\\n" could be opened (Python's `$` matched before
     the final newline). Such a stream may sit in the store and its read models; the query API
     applies the same rule as the write side and does not serve it."""
-    engine = create_async_store_engine(settings.database_url)
+    engine = create_async_store_engine(settings.store.database_url)
     try:
         for stream in ("nl1\n", "nl1"):
             opened = NewEvent.from_domain(AccountOpened(owner="N", currency="USD"))

@@ -98,17 +98,3 @@ class EventsResponse(msgspec.Struct):
 class HealthResponse(msgspec.Struct):
     status: str
     database: str
-
-
-class ErrorResponse(msgspec.Struct):
-    error: str
-    """A stable code: validation_error, account_not_found, store_unavailable, ..."""
-    detail: str
-    """A sentence for people."""
-
-
-class ConflictResponse(msgspec.Struct):
-    error: str
-    detail: str
-    current_version: int | None = None
-    """With version_conflict: the account's version now."""

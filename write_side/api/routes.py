@@ -146,7 +146,7 @@ async def deposit(
     client: NamedDependency[str],
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
-    command = Deposit(_account_id(account_id), data.amount, data.expected_version)
+    command = Deposit(_account_id(account_id), data.amount, data.expected_version, data.reference)
     return _answer(await _bus(state).execute(command, _key(idempotency_key), client=client))
 
 
@@ -163,7 +163,7 @@ async def withdraw(
     client: NamedDependency[str],
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
-    command = Withdraw(_account_id(account_id), data.amount, data.expected_version)
+    command = Withdraw(_account_id(account_id), data.amount, data.expected_version, data.reference)
     return _answer(await _bus(state).execute(command, _key(idempotency_key), client=client))
 
 

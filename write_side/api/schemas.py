@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from kernel.identifiers import ACCOUNT_ID, CURRENCY
+from kernel.identifiers import ACCOUNT_ID, CURRENCY, OWNER, REFERENCE
 from kernel.money import AMOUNT_TEXT
 
 AccountId = Annotated[
@@ -47,8 +47,19 @@ Amount = Annotated[
 ]
 
 
+Reference = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=REFERENCE.max_length,
+        description="Free text kept with the event (no control characters).",
+        examples=["invoice 2026-114"],
+    ),
+]
+
+
 class OpenAccountRequest(msgspec.Struct, forbid_unknown_fields=True):
-    owner: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    owner: Annotated[str, msgspec.Meta(min_length=1, max_length=OWNER.max_length)]
     currency: Currency = "USD"
     account_id: AccountId | None = None
     expected_version: ExpectedVersion | None = None
@@ -57,6 +68,7 @@ class OpenAccountRequest(msgspec.Struct, forbid_unknown_fields=True):
 class AmountRequest(msgspec.Struct, forbid_unknown_fields=True):
     amount: Amount
     expected_version: ExpectedVersion | None = None
+    reference: Reference | None = None
 
     def __post_init__(self) -> None:
         # A wrong JSON type is a malformed body (400); a wrong value, a refused command (422).

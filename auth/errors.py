@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
@@ -17,25 +17,28 @@ from litestar.exceptions import (
     ServiceUnavailableException,
 )
 
+from kernel.errors import ErrorBody, ErrorCode
+from web.errors import error_response
+
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 class Unauthorized(NotAuthorizedException):
-    code: ClassVar[str] = "unauthorized"
+    code: ClassVar[ErrorCode] = ErrorCode.UNAUTHORIZED
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail=detail, headers=BEARER_CHALLENGE)
 
 
 class Forbidden(PermissionDeniedException):
-    code: ClassVar[str] = "forbidden"
+    code: ClassVar[ErrorCode] = ErrorCode.FORBIDDEN
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail=detail)
 
 
 class AuthUnavailable(ServiceUnavailableException):
-    code: ClassVar[str] = "auth_unavailable"
+    code: ClassVar[ErrorCode] = ErrorCode.AUTH_UNAVAILABLE
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail=detail, headers={"Retry-After": "1"})
@@ -44,14 +47,9 @@ class AuthUnavailable(ServiceUnavailableException):
 AuthFailure = Unauthorized | Forbidden | AuthUnavailable
 
 
-def auth_error_response(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, str]]:
-    code = exc.code if isinstance(exc, AuthFailure) else "unauthorized"
-    return Response(
-        {"error": code, "detail": exc.detail},
-        status_code=exc.status_code,
-        media_type=MediaType.JSON,
-        headers=exc.headers,
-    )
+def auth_error_response(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    code = exc.code if isinstance(exc, AuthFailure) else ErrorCode.UNAUTHORIZED
+    return error_response(exc.status_code, code, exc.detail, dict(exc.headers or {}))
 
 
 AUTH_EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {

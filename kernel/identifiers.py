@@ -1,5 +1,5 @@
-"""The one rule for each identifier and code a client sends: account ids, currencies, idempotency
-keys. The write API's bodies, its paths and headers, the domain and the query API's paths all
+"""The one rule for each identifier, code and free text a client sends: account ids, currencies,
+idempotency keys, owners' names and references. The write API's bodies, its paths and headers, the domain and the query API's paths all
 import their rule from here, so "valid" means the same everywhere.
 
 A rule is a full match: the whole text, nothing before or after. Python's `$` also matches before
@@ -13,6 +13,7 @@ column (`VARCHAR(64)` for stream ids, `VARCHAR(200)` for keys).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 
@@ -49,3 +50,24 @@ CURRENCY = TextRule("currency", "[A-Z]", 3, 3, "three upper-case letters (ISO 42
 IDEMPOTENCY_KEY = TextRule(
     "Idempotency-Key", "[\\x21-\\x7e]", 1, 200, "1 to 200 visible ASCII characters"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class FreeText:
+    """Text for people (a name, a reference): any characters but control ones (PostgreSQL's jsonb
+    cannot even store U+0000, and no name needs a newline), at most `max_length` of them."""
+
+    what: str
+    max_length: int
+
+    def problem(self, raw: str) -> str | None:
+        """Why `raw` is refused, or None when it is fine."""
+        if not 1 <= len(raw) <= self.max_length:
+            return f"{self.what} must be 1 to {self.max_length} characters"
+        if any(unicodedata.category(ch) == "Cc" for ch in raw):
+            return f"{self.what} must not contain control characters"
+        return None
+
+
+OWNER = FreeText("owner", 200)
+REFERENCE = FreeText("reference", 140)

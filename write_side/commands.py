@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from kernel.identifiers import ACCOUNT_ID
+from kernel.identifiers import ACCOUNT_ID, REFERENCE
 from kernel.money import InvalidAmount, parse_amount
 from write_side.domain.errors import InvalidCommand
 
@@ -15,6 +15,11 @@ def _valid_amount(raw: Decimal) -> Decimal:
         return parse_amount(raw)
     except InvalidAmount as exc:
         raise InvalidCommand(str(exc)) from None
+
+
+def _check_reference(reference: str | None) -> None:
+    if reference is not None and (problem := REFERENCE.problem(reference)) is not None:
+        raise InvalidCommand(problem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +41,11 @@ class Deposit:
     amount: Decimal
     expected_version: int | None = None
     reference: str | None = None
+    """Free text kept on the event (at most 140 characters)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "amount", _valid_amount(self.amount))
+        _check_reference(self.reference)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +54,11 @@ class Withdraw:
     amount: Decimal
     expected_version: int | None = None
     reference: str | None = None
+    """Free text kept on the event (at most 140 characters)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "amount", _valid_amount(self.amount))
+        _check_reference(self.reference)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,9 @@ from litestar.openapi import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 
 from auth.guards import requires
+from kernel.errors import ErrorBody
 from kernel.identifiers import ACCOUNT_ID
 from kernel.read_model_layout import BALANCES, STATEMENTS
-from read_side.api.errors import ErrorBody
 from read_side.errors import AccountNotFound
 from read_side.freshness import CheckpointWatcher
 from read_side.readers import ReadModelReader, SortKey, SortOrder

@@ -112,6 +112,20 @@ async def test_a_withdrawal_answers_the_new_balance(client: Client) -> None:
     }
 
 
+async def test_a_reference_is_kept_on_the_deposit_and_withdrawal_events(client: Client) -> None:
+    await open_account(client)
+    body = {"amount": "5.00", "reference": "invoice 2026-114"}
+    assert (await client.post("/accounts/acc-1/deposit", json=body)).status_code == 200
+    body = {"amount": "1.00", "reference": "fee"}
+    assert (await client.post("/accounts/acc-1/withdraw", json=body)).status_code == 200
+    too_long = {"amount": "1.00", "reference": "x" * 141}
+    refused = await client.post("/accounts/acc-1/deposit", json=too_long)
+
+    assert refused.status_code == 400, refused.text
+    events = (await store_of(client).read_stream("acc-1"))[1:]
+    assert [e.payload.get("reference") for e in events] == ["invoice 2026-114", "fee"]
+
+
 async def test_withdrawal_larger_than_balance_is_409_insufficient_funds(client: Client) -> None:
     await open_account(client, balance="10.00")
     head = await store_of(client).head_position()

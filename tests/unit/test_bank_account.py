@@ -14,7 +14,8 @@ from kernel.events import (
     MoneyDeposited,
     MoneyWithdrawn,
 )
-from write_side.domain.account import OWNER_MAX_LENGTH, BankAccount
+from kernel.identifiers import OWNER
+from write_side.domain.account import BankAccount
 from write_side.domain.errors import (
     AccountExists,
     AccountIsClosed,
@@ -66,7 +67,7 @@ def test_opening_an_account_twice_is_refused() -> None:
     assert account.version == 1
 
 
-@pytest.mark.parametrize("owner", ["", "   ", "x" * (OWNER_MAX_LENGTH + 1)])
+@pytest.mark.parametrize("owner", ["", "   ", "x" * (OWNER.max_length + 1)])
 def test_an_owner_outside_one_to_two_hundred_characters_is_refused(owner: str) -> None:
     account = BankAccount("acc-1")
 
@@ -87,7 +88,7 @@ def test_an_owner_with_control_characters_is_refused(owner: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "owner", ["A", "x" * OWNER_MAX_LENGTH, "Zoë 李", "Ada\u00a0L", "مهر\u200cنوش"]
+    "owner", ["A", "x" * OWNER.max_length, "Zoë 李", "Ada\u00a0L", "مهر\u200cنوش"]
 )
 def test_an_owner_of_one_to_two_hundred_printable_characters_is_accepted(owner: str) -> None:
     account = BankAccount("acc-1")

@@ -123,3 +123,12 @@ def test_money_travels_as_a_string_with_two_decimals_and_as_integer_cents() -> N
     assert to_cents(Decimal("1000000000.00")) == 100_000_000_000
     assert from_cents(1250) == Decimal("12.50")
     assert parse_amount(format_money(from_cents(1))) == Decimal("0.01")
+
+
+def test_a_deposit_or_withdrawal_may_carry_a_reference_of_at_most_140_characters() -> None:
+    assert Deposit("a", Decimal("1.00"), reference="x" * 140).reference == "x" * 140
+    assert Withdraw("a", Decimal("1.00"), reference="rent").reference == "rent"
+    with pytest.raises(InvalidCommand, match="reference must be 1 to 140"):
+        Deposit("a", Decimal("1.00"), reference="x" * 141)
+    with pytest.raises(InvalidCommand, match="control characters"):
+        Withdraw("a", Decimal("1.00"), reference="line\nbreak")

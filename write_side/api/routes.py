@@ -12,6 +12,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
 from auth.guards import Principal, requires
+from kernel.errors import ErrorBody
 from kernel.identifiers import ACCOUNT_ID, IDEMPOTENCY_KEY
 from kernel.money import format_money
 from write_side.api.json_body import StrictJSON
@@ -19,8 +20,6 @@ from write_side.api.schemas import (
     AmountRequest,
     CloseAccountRequest,
     CommandResponse,
-    ConflictResponse,
-    ErrorResponse,
     EventResponse,
     EventsResponse,
     OpenAccountRequest,
@@ -98,7 +97,7 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
     """The error answers a route can give, each `{"error": <code>, "detail": <sentence>}`."""
     return {
         status: ResponseSpec(
-            data_container=ConflictResponse if status == 409 else ErrorResponse,
+            data_container=ErrorBody,
             description=ERRORS[status],
             generate_examples=False,
         )
@@ -147,7 +146,7 @@ async def deposit(
     client: NamedDependency[str],
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
-    command = Deposit(_account_id(account_id), data.amount, data.expected_version)
+    command = Deposit(_account_id(account_id), data.amount, data.expected_version, data.reference)
     return _answer(await _bus(state).execute(command, _key(idempotency_key), client=client))
 
 
@@ -164,7 +163,7 @@ async def withdraw(
     client: NamedDependency[str],
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
-    command = Withdraw(_account_id(account_id), data.amount, data.expected_version)
+    command = Withdraw(_account_id(account_id), data.amount, data.expected_version, data.reference)
     return _answer(await _bus(state).execute(command, _key(idempotency_key), client=client))
 
 

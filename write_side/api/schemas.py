@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from kernel.identifiers import ACCOUNT_ID, CURRENCY
+from kernel.identifiers import ACCOUNT_ID, CURRENCY, OWNER, REFERENCE
 from kernel.money import AMOUNT_TEXT
 
 AccountId = Annotated[
@@ -47,8 +47,19 @@ Amount = Annotated[
 ]
 
 
+Reference = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=REFERENCE.max_length,
+        description="Free text kept with the event (no control characters).",
+        examples=["invoice 2026-114"],
+    ),
+]
+
+
 class OpenAccountRequest(msgspec.Struct, forbid_unknown_fields=True):
-    owner: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    owner: Annotated[str, msgspec.Meta(min_length=1, max_length=OWNER.max_length)]
     currency: Currency = "USD"
     account_id: AccountId | None = None
     expected_version: ExpectedVersion | None = None
@@ -57,6 +68,7 @@ class OpenAccountRequest(msgspec.Struct, forbid_unknown_fields=True):
 class AmountRequest(msgspec.Struct, forbid_unknown_fields=True):
     amount: Amount
     expected_version: ExpectedVersion | None = None
+    reference: Reference | None = None
 
     def __post_init__(self) -> None:
         # A wrong JSON type is a malformed body (400); a wrong value, a refused command (422).
@@ -98,17 +110,3 @@ class EventsResponse(msgspec.Struct):
 class HealthResponse(msgspec.Struct):
     status: str
     database: str
-
-
-class ErrorResponse(msgspec.Struct):
-    error: str
-    """A stable code: validation_error, account_not_found, store_unavailable, ..."""
-    detail: str
-    """A sentence for people."""
-
-
-class ConflictResponse(msgspec.Struct):
-    error: str
-    detail: str
-    current_version: int | None = None
-    """With version_conflict: the account's version now."""

@@ -7,7 +7,6 @@ the account from the store, so replaying history can never fail a business rule.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,7 +19,7 @@ from kernel.events import (
     MoneyDeposited,
     MoneyWithdrawn,
 )
-from kernel.identifiers import CURRENCY
+from kernel.identifiers import CURRENCY, OWNER
 from kernel.money import ZERO, format_money
 from kernel.upcasting import UpcasterChain
 from write_side.domain.errors import (
@@ -36,8 +35,6 @@ SNAPSHOT_SCHEMA_VERSION = 1
 """Bump when the snapshot's state shape changes, and add a step to SNAPSHOT_UPCASTERS (or none:
 snapshots older than the chain reaches are then ignored and the account is rebuilt from events)."""
 SNAPSHOT_UPCASTERS = UpcasterChain(current=SNAPSHOT_SCHEMA_VERSION)
-
-OWNER_MAX_LENGTH = 200
 
 
 @dataclass(slots=True)
@@ -77,11 +74,8 @@ class BankAccount:
         if self.version > 0:
             raise AccountExists(f"account {self.account_id!r} already exists")
         owner = owner.strip()
-        if not 1 <= len(owner) <= OWNER_MAX_LENGTH:
-            raise InvalidCommand(f"owner must be 1 to {OWNER_MAX_LENGTH} characters")
-        if any(unicodedata.category(ch) == "Cc" for ch in owner):
-            # PostgreSQL's jsonb cannot even store U+0000; no name needs a control character.
-            raise InvalidCommand("owner must not contain control characters")
+        if (problem := OWNER.problem(owner)) is not None:
+            raise InvalidCommand(problem)
         if not CURRENCY.matches(currency):
             raise InvalidCommand(f"currency must be {CURRENCY.description}, such as USD")
         return self._record(AccountOpened(owner=owner, currency=currency))

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+from kernel.errors import ErrorCode
+
 
 class LedgerError(Exception):
     """Base of every error a command can end with on purpose."""
 
-    code = "ledger_error"
+    code: ErrorCode = ErrorCode.INTERNAL_ERROR
 
 
 class InvalidCommand(LedgerError):
-    code = "validation_error"
+    code = ErrorCode.VALIDATION_ERROR
 
 
 class AccountNotFound(LedgerError):
-    code = "account_not_found"
+    code = ErrorCode.ACCOUNT_NOT_FOUND
 
 
 class AccountExists(LedgerError):
-    code = "account_exists"
+    code = ErrorCode.ACCOUNT_EXISTS
 
 
 class TransactionError(LedgerError):
@@ -26,21 +28,21 @@ class TransactionError(LedgerError):
 
 
 class InsufficientFunds(TransactionError):
-    code = "insufficient_funds"
+    code = ErrorCode.INSUFFICIENT_FUNDS
 
 
 class AccountIsClosed(TransactionError):
-    code = "account_closed"
+    code = ErrorCode.ACCOUNT_CLOSED
 
 
 class BalanceNotZero(TransactionError):
-    code = "balance_not_zero"
+    code = ErrorCode.BALANCE_NOT_ZERO
 
 
 class VersionConflict(LedgerError):
     """The account changed since the version the client (or the handler) based its decision on."""
 
-    code = "version_conflict"
+    code = ErrorCode.VERSION_CONFLICT
 
     def __init__(self, expected_version: int, current_version: int) -> None:
         super().__init__(
@@ -51,19 +53,19 @@ class VersionConflict(LedgerError):
 
 
 class IdempotencyKeyReused(LedgerError):
-    code = "idempotency_key_reused"
+    code = ErrorCode.IDEMPOTENCY_KEY_REUSED
 
 
 class IdempotencyKeyInFlight(LedgerError):
     """A request with the same key from the same client is still running (the retry came early)."""
 
-    code = "idempotency_key_in_flight"
+    code = ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT
 
 
 class CommandTimedOut(LedgerError):
     """A racing command kept losing the version race until its deadline."""
 
-    code = "command_timed_out"
+    code = ErrorCode.COMMAND_TIMED_OUT
 
 
 class StoreFailure(LedgerError):
@@ -73,7 +75,7 @@ class StoreFailure(LedgerError):
 class StoreUnavailable(StoreFailure):
     """The event store could not be reached before the append was sent; nothing was appended."""
 
-    code = "store_unavailable"
+    code = ErrorCode.STORE_UNAVAILABLE
 
     def __init__(self) -> None:
         super().__init__("the event store is unavailable; nothing was recorded, retry shortly")
@@ -82,7 +84,7 @@ class StoreUnavailable(StoreFailure):
 class OutcomeUnknown(StoreFailure):
     """The connection was lost after the append was sent: it may or may not have committed."""
 
-    code = "outcome_unknown"
+    code = ErrorCode.OUTCOME_UNKNOWN
 
     def __init__(self) -> None:
         super().__init__(

@@ -73,8 +73,8 @@ def query_api(host: str, port: int, workers: int) -> None:
 )
 def worker(burst: bool) -> None:
     """Run the RQ projection worker (and its periodic safety sweep)."""
+    from app.logs import configure_logging
     from app.operational import explain_operational_errors
-    from kernel.logs import configure_logging
     from projectors.worker import run_worker
 
     settings = load_settings()

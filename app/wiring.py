@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from litestar import Litestar
 
-from kernel.logs import configure_logging
+from app.logs import configure_logging
 from kernel.settings import Settings
 from projectors.nudge import RedisNudgePublisher
 from read_side.api.app import create_query_app

@@ -42,6 +42,7 @@ from kernel.read_model_layout import BALANCES, STATEMENTS, ReadModelKeys
 from kernel.settings import Settings
 from write_side.store.database import create_async_store_engine, create_sync_store_engine
 from write_side.store.event_store import EventStore
+from write_side.store.records import Snapshot
 from write_side.store.schema import commands
 
 BANK = [sys.executable, "-m", "app.cli"]
@@ -326,3 +327,9 @@ def local_key(database_url: str, key_file: Path) -> str:
         return ensure_local_key(engine, key_file)
     finally:
         engine.dispose()
+
+
+async def stored_snapshot(store: EventStore, stream_id: str) -> Snapshot | None:
+    """The stream's snapshot whatever its schema version (the store's own replay read)."""
+    snapshot, _ = await store.load_for_replay(stream_id, (0, 32767))
+    return snapshot

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy.exc
 
 from kernel.events import NewEvent
-from tests.support import age_command_records, command_record_count
+from tests.support import age_command_records, command_record_count, stored_snapshot
 from write_side.store.database import create_sync_store_engine
 from write_side.store.event_store import EventStore
 from write_side.store.records import (
@@ -338,7 +338,7 @@ def snapshot(version: int, balance: str, schema_version: int = 1) -> Snapshot:
 
 
 async def test_a_stream_without_a_snapshot_has_none(store: EventStore) -> None:
-    assert await store.load_snapshot("acc-1") is None
+    assert await stored_snapshot(store, "acc-1") is None
 
 
 async def test_a_snapshot_round_trips_with_its_state_as_json(store: EventStore) -> None:
@@ -346,7 +346,7 @@ async def test_a_snapshot_round_trips_with_its_state_as_json(store: EventStore) 
 
     await store.save_snapshot(saved)
 
-    loaded = await store.load_snapshot("acc-1")
+    loaded = await stored_snapshot(store, "acc-1")
     assert loaded is not None
     assert (loaded.stream_id, loaded.version, loaded.state, loaded.schema_version) == (
         "acc-1",
@@ -362,7 +362,7 @@ async def test_a_newer_snapshot_replaces_the_older_one(store: EventStore) -> Non
 
     await store.save_snapshot(snapshot(200, "2.00", schema_version=2))
 
-    loaded = await store.load_snapshot("acc-1")
+    loaded = await stored_snapshot(store, "acc-1")
     assert loaded is not None
     assert (loaded.version, loaded.state["balance"], loaded.schema_version) == (200, "2.00", 2)
 
@@ -375,6 +375,6 @@ async def test_an_older_snapshot_never_replaces_a_newer_one(
 
     await store.save_snapshot(snapshot(older_version, "1.00"))
 
-    loaded = await store.load_snapshot("acc-1")
+    loaded = await stored_snapshot(store, "acc-1")
     assert loaded is not None
     assert (loaded.version, loaded.state["balance"]) == (200, "2.00")

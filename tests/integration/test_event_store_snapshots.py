@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy.exc
 
 from kernel.events import DomainEvent
+from tests.support import stored_snapshot
 from write_side.domain.account import SNAPSHOT_SCHEMA_VERSION, BankAccount
 from write_side.repository import AccountRepository
 from write_side.store.event_store import EventStore
@@ -65,11 +66,11 @@ async def test_the_repository_snapshots_each_time_a_multiple_of_snapshot_every_i
     account = BankAccount("acc-1")
     await repository.save(account, account.open("Ada", "USD"), 0, {})
     await save_deposits(repository, account, 0, 3)  # version 4: no multiple of 5 crossed
-    assert await store.load_snapshot("acc-1") is None
+    assert await stored_snapshot(store, "acc-1") is None
 
     await save_deposits(repository, account, 3, 3)  # version 7: crossed 5
 
-    snapshot = await store.load_snapshot("acc-1")
+    snapshot = await stored_snapshot(store, "acc-1")
     assert snapshot is not None
     assert snapshot.version == 7
     assert snapshot.schema_version == SNAPSHOT_SCHEMA_VERSION
@@ -132,5 +133,5 @@ async def test_a_failed_snapshot_write_loses_no_events(
 
     loaded = await repository.load("acc-1")
     assert (loaded.account.version, loaded.account.balance) == (4, total)
-    assert await store.load_snapshot("acc-1") is None
+    assert await stored_snapshot(store, "acc-1") is None
     assert "not saved" in caplog.text

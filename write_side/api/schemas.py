@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 
 from kernel.identifiers import ACCOUNT_ID, CURRENCY, OWNER, REFERENCE
-from kernel.money import AMOUNT_TEXT
+from kernel.money import AMOUNT_TEXT, MAX_AMOUNT
 
 AccountId = Annotated[
     str,
@@ -33,14 +33,14 @@ Amount = Annotated[
     # a string from a number (StrictJSON decodes an untyped JSON number to a Decimal, exactly).
     Any,
     msgspec.Meta(
-        description="Positive, at most two decimals and 1000000000.00; a JSON string or number.",
+        description=f"Positive, at most two decimals and {MAX_AMOUNT}; a JSON string or number.",
         examples=["12.50"],
         extra_json_schema={
             "extra": {
                 "type": ["string", "number"],
                 "pattern": AMOUNT_TEXT,  # what a string looks like
                 "exclusiveMinimum": 0,  # and the range of a number
-                "maximum": 1_000_000_000,
+                "maximum": int(MAX_AMOUNT),
             }
         },
     ),

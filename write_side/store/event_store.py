@@ -209,20 +209,6 @@ class EventStore:
 
     # --- snapshots ------------------------------------------------------------------------------
 
-    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
-        query = sa.select(
-            snapshots.c.stream_id,
-            snapshots.c.version,
-            snapshots.c.state,
-            snapshots.c.schema_version,
-            snapshots.c.taken_at,
-        ).where(snapshots.c.stream_id == stream_id)
-        async with self._autocommit.connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
-            return None
-        return Snapshot(row[0], row[1], row[2], row[3], as_utc(row[4]))
-
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep the latest snapshot per stream; an older one never replaces a newer one."""
         values = {

@@ -12,7 +12,7 @@ import click
 class Progress:
     """Counts events towards a position; `advance(n, position)` after each batch. A context
     manager: the bar is drawn while it is open (click draws nothing when stderr is not a
-    terminal), and a summary line with the rate is printed when it closes."""
+    terminal), and a summary line with the rate is printed when it closes without an error."""
 
     def __init__(self, label: str, total: int) -> None:
         self._label = label
@@ -37,6 +37,8 @@ class Progress:
         trace: TracebackType | None,
     ) -> None:
         self._bar.__exit__(kind, error, trace)
+        if error is not None:
+            return  # the error's own line says what happened
         seconds = max(time.monotonic() - self._began, 1e-6)
         click.echo(
             f"{self._label}: {self._events:,} events in {seconds:.1f} s "

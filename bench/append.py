@@ -94,9 +94,9 @@ async def _raw_rate(env: BenchEnv, seconds: float, statement: str) -> float:
                     stream, version + 1, uuid.uuid4(), event.type, payload, "{}", 1,
                 )  # fmt: skip
             else:
-                one = {"event_id": str(uuid.uuid4()), "type": event.type, "payload": event.payload,
-                       "metadata": {}, "schema_version": 1}  # fmt: skip
-                appends = [{"stream_id": stream, "expected_version": version, "events": [one]}]
+                one = {"stream_id": stream, "event_id": str(uuid.uuid4()), "type": event.type,
+                       "payload": event.payload, "metadata": {}, "schema_version": 1}  # fmt: skip
+                appends = [{"expected": {stream: version}, "events": [one], "transfers": []}]
                 params = (batch_of.encode(appends).decode(),)
             await conn.execute(statement, params)
         finally:

@@ -41,10 +41,52 @@ class AccountClosed(msgspec.Struct, frozen=True):
     pass
 
 
-DomainEvent: TypeAlias = AccountOpened | MoneyDeposited | MoneyWithdrawn | AccountClosed
+class OverdraftLimitSet(msgspec.Struct, frozen=True):
+    """The account may go down to minus `limit` (0: no overdraft, the default)."""
+
+    limit: Decimal
+
+
+class TransferSent(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Money left this account for `counterparty`: one side of a transfer, appended in the same
+    store transaction as the `TransferReceived` on the other side."""
+
+    transfer_id: str
+    counterparty: str
+    amount: Decimal
+    reference: str | None = None
+
+
+class TransferReceived(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Money arrived on this account from `counterparty` (the other side of a `TransferSent`)."""
+
+    transfer_id: str
+    counterparty: str
+    amount: Decimal
+    reference: str | None = None
+
+
+DomainEvent: TypeAlias = (
+    AccountOpened
+    | MoneyDeposited
+    | MoneyWithdrawn
+    | AccountClosed
+    | OverdraftLimitSet
+    | TransferSent
+    | TransferReceived
+)
 
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
-    cls.__name__: cls for cls in (AccountOpened, MoneyDeposited, MoneyWithdrawn, AccountClosed)
+    cls.__name__: cls
+    for cls in (
+        AccountOpened,
+        MoneyDeposited,
+        MoneyWithdrawn,
+        AccountClosed,
+        OverdraftLimitSet,
+        TransferSent,
+        TransferReceived,
+    )
 }
 
 

@@ -10,7 +10,9 @@ On SQLite `BEGIN IMMEDIATE` takes the database's single write lock, which serial
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import uuid
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +28,7 @@ from write_side.store.queries import (
     as_utc,
     current_version,
     find_command,
+    find_transfer,
     recorded_event,
 )
 from write_side.store.records import (
@@ -33,8 +36,11 @@ from write_side.store.records import (
     CommandRecord,
     ConcurrencyError,
     DuplicateCommand,
+    MultiAppendResult,
     Snapshot,
     StoredPayload,
+    TransferExists,
+    TransferRecord,
 )
 from write_side.store.retention import DEFAULT_RETENTION, valid_after
 from write_side.store.schema import events, snapshots
@@ -79,67 +85,113 @@ class EventStore:
         already holds a live record of its key, nothing is appended and DuplicateCommand carries
         the earlier record.
         """
+        result = await self.append_many(
+            [(stream_id, event) for event in new_events], {stream_id: expected_version}, command
+        )
+        return AppendResult(result.versions[stream_id], result.last_position)
+
+    async def append_many(
+        self,
+        new_events: Sequence[tuple[str, NewEvent]],
+        expected_versions: Mapping[str, int],
+        command: CommandRecord | None = None,
+        transfers: Sequence[TransferRecord] = (),
+    ) -> MultiAppendResult:
+        """Append events to one or more streams in one transaction, all or nothing.
+
+        `new_events` are (stream id, event) in the order they are to be numbered; every stream
+        written must be in `expected_versions`, and each must still be at its expected version
+        (else ConcurrencyError names the first that is not). Each of `transfers` claims its
+        transfer id for the whole ledger: if one is taken, nothing is appended and TransferExists
+        carries the first transfer's record. The events of one multi-event append share a `tx`
+        id in their metadata, so projectors can keep a transaction whole.
+        """
         if not new_events:
             raise ValueError("append needs at least one event")
-        if self._postgres:
-            return await self._append_postgres(stream_id, new_events, expected_version, command)
-        return await append_sqlite(
-            self._engine,
-            stream_id,
-            new_events,
-            expected_version,
-            command,
-            valid_after(self._retention),
-        )
+        unknown = {stream for stream, _ in new_events} - set(expected_versions)
+        if unknown:
+            raise ValueError(f"no expected version for {sorted(unknown)}")
+        if len(new_events) > 1:
+            tx = uuid.uuid4().hex
+            new_events = [
+                (stream, dataclasses.replace(e, metadata={**e.metadata, "tx": tx}))
+                for stream, e in new_events
+            ]
+        if not self._postgres:
+            return await append_sqlite(
+                self._engine,
+                new_events,
+                expected_versions,
+                command,
+                transfers,
+                valid_after(self._retention),
+            )
+        return await self._append_postgres(new_events, expected_versions, command, transfers)
 
     async def _append_postgres(
         self,
-        stream_id: str,
-        new_events: Sequence[NewEvent],
-        expected_version: int,
+        new_events: Sequence[tuple[str, NewEvent]],
+        expected_versions: Mapping[str, int],
         command: CommandRecord | None,
-    ) -> AppendResult:
+        transfers: Sequence[TransferRecord],
+    ) -> MultiAppendResult:
         append = {
-            "stream_id": stream_id,
-            "expected_version": expected_version,
+            "expected": dict(expected_versions),
             "events": [
                 {
+                    "stream_id": stream,
                     "event_id": str(e.event_id),
                     "type": e.type,
                     "payload": e.payload,
                     "metadata": e.metadata,
                     "schema_version": e.schema_version,
                 }
-                for e in new_events
+                for stream, e in new_events
             ],
             "command_client": command.client if command else None,
             "command_key": command.idempotency_key if command else None,
             "command_valid_after": valid_after(self._retention) if command else None,
             "command_fingerprint": command.fingerprint if command else None,
             "command_result": command.result if command else None,
+            "transfers": [
+                {"transfer_id": t.transfer_id, "fingerprint": t.fingerprint, "result": t.result}
+                for t in transfers
+            ],
         }
         answer = await self._batcher.submit(append)
         if answer.outcome == "conflict":
-            raise ConcurrencyError(stream_id, expected_version, answer.last_version)
+            stream = answer.conflict_stream or ""
+            current = answer.current_version or 0
+            raise ConcurrencyError(stream, expected_versions.get(stream, 0), current)
+        if answer.outcome == "transfer_exists":
+            raise TransferExists(
+                TransferRecord(
+                    answer.conflict_stream or "",
+                    answer.stored_fingerprint or "",
+                    answer.stored_result or {},
+                    answer.last_position or 0,
+                )
+            )
         if answer.outcome == "duplicate":
             assert command is not None
-            # bank_append_batch() does not answer the earlier record's stream, which differs from
-            # ours when the racing attempts drew different ids for a new account: read it back.
+            # The earlier record's stream may differ from ours when racing attempts drew
+            # different ids for a new account: read the record back.
             earlier = await self.find_command(command.client, command.idempotency_key)
             raise DuplicateCommand(
                 earlier
                 or CommandRecord(
                     command.idempotency_key,
                     answer.stored_fingerprint or "",
-                    stream_id,
-                    answer.last_version,
+                    answer.conflict_stream or "",
+                    answer.current_version or 0,
                     answer.last_position or 0,
                     answer.stored_result or {},
                     command.client,
                 )
             )
         assert answer.last_position is not None
-        return AppendResult(last_version=answer.last_version, last_position=answer.last_position)
+        assert answer.versions is not None
+        return MultiAppendResult(answer.last_position, answer.versions)
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -177,6 +229,11 @@ class EventStore:
     async def stream_version(self, stream_id: str) -> int:
         async with self._autocommit.connect() as conn:
             return await current_version(conn, stream_id)
+
+    async def find_transfer(self, transfer_id: str) -> TransferRecord | None:
+        """The record of a transfer id, if a transfer has claimed it (they never expire)."""
+        async with self._autocommit.connect() as conn:
+            return await find_transfer(conn, transfer_id)
 
     async def find_command(self, client: str, idempotency_key: str) -> CommandRecord | None:
         """`client`'s live record of `idempotency_key`; None when absent or expired."""

@@ -30,8 +30,8 @@ from write_side.domain.errors import OutcomeUnknown, StoreUnavailable
 MAX_BATCH = 256
 
 _APPEND_BATCH = sa.text(
-    "SELECT item, outcome, last_version, last_position, stored_fingerprint, stored_result "
-    "FROM bank_append_batch(CAST(:appends AS jsonb))"
+    "SELECT item, outcome, conflict_stream, current_version, last_position, versions, "
+    "stored_fingerprint, stored_result FROM bank_append_batch(CAST(:appends AS jsonb))"
 )
 _json = msgspec.json.Encoder()
 
@@ -39,10 +39,15 @@ _json = msgspec.json.Encoder()
 @dataclass(frozen=True, slots=True)
 class AppendOutcome:
     outcome: str
-    """`appended`, `conflict` (last_version is the current one) or `duplicate` (an earlier
-    command with the same idempotency key: its version, position, fingerprint and result)."""
-    last_version: int
+    """`appended` (`versions`, `last_position`); `conflict` (`conflict_stream` is at
+    `current_version`); `duplicate` (an earlier command with the same idempotency key: its
+    stream in `conflict_stream`, its version, position, fingerprint and result); or
+    `transfer_exists` (the transfer id in `conflict_stream`, the first transfer's position,
+    fingerprint and result)."""
+    conflict_stream: str | None
+    current_version: int | None
     last_position: int | None
+    versions: dict[str, int] | None
     stored_fingerprint: str | None
     stored_result: dict[str, Any] | None
 
@@ -109,8 +114,8 @@ class AppendBatcher:
         finally:
             await conn.close()
         outcomes: list[AppendOutcome | None] = [None] * len(appends)
-        for item, outcome, version, position, fingerprint, result in rows:
-            outcomes[item] = AppendOutcome(outcome, version, position, fingerprint, result)
+        for item, *answer in rows:
+            outcomes[item] = AppendOutcome(*answer)
         if any(outcome is None for outcome in outcomes):
             raise RuntimeError("bank_append_batch() did not answer for every append")
         return [outcome for outcome in outcomes if outcome is not None]

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kernel.events import RecordedEvent
-from write_side.store.records import ANY_CLIENT, CommandRecord
-from write_side.store.schema import commands, events, snapshots
+from write_side.store.records import ANY_CLIENT, CommandRecord, TransferRecord
+from write_side.store.schema import commands, events, snapshots, transfers
 
 EVENT_COLUMNS = (
     events.c.position,
@@ -104,3 +104,14 @@ async def find_command(
     )
     row = (await conn.execute(query)).first()
     return CommandRecord(*row) if row else None
+
+
+async def find_transfer(conn: AsyncConnection, transfer_id: str) -> TransferRecord | None:
+    query = sa.select(
+        transfers.c.transfer_id,
+        transfers.c.fingerprint,
+        transfers.c.result,
+        transfers.c.last_position,
+    ).where(transfers.c.transfer_id == transfer_id)
+    row = (await conn.execute(query)).first()
+    return TransferRecord(*row) if row else None

@@ -37,6 +37,33 @@ class CommandRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class MultiAppendResult:
+    last_position: int
+    """The global position of the append's last event."""
+    versions: dict[str, int]
+    """The version each written stream is at after the append."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRecord:
+    """A transfer id, claimed once for the whole ledger in the transaction of its events, with
+    the fingerprint of the request and its first answer (`result`, at `last_position`)."""
+
+    transfer_id: str
+    fingerprint: str
+    result: dict[str, Any]
+    last_position: int = 0
+
+
+class TransferExists(Exception):
+    """The transfer id is already taken; `record` is what the first transfer left."""
+
+    def __init__(self, record: TransferRecord) -> None:
+        super().__init__(f"transfer {record.transfer_id!r} already exists")
+        self.record = record
+
+
+@dataclass(frozen=True, slots=True)
 class StoredPayload:
     """An event of a replay as stored: its type, its payload's JSON text and its schema version."""
 

@@ -38,6 +38,16 @@ snapshots = sa.Table(
     sa.Column("taken_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+transfers = sa.Table(
+    "transfers",
+    metadata,
+    sa.Column("transfer_id", sa.String(64), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("result", Json, nullable=False),
+    sa.Column("last_position", sa.BigInteger, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 commands = sa.Table(
     "commands",
     metadata,

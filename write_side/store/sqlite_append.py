@@ -1,53 +1,51 @@
 """Appending on SQLite: `BEGIN IMMEDIATE` takes the database's single write lock before the version
-check, so appends are serialised and positions become visible in commit order, as on PostgreSQL."""
+checks, so appends are serialised and positions become visible in commit order, as on PostgreSQL;
+one transaction covers every stream an append writes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kernel.events import NewEvent
-from write_side.store.queries import current_version, find_command
+from write_side.store.queries import current_version, find_command, find_transfer
 from write_side.store.records import (
-    AppendResult,
     CommandRecord,
     ConcurrencyError,
     DuplicateCommand,
+    MultiAppendResult,
+    TransferExists,
+    TransferRecord,
 )
-from write_side.store.schema import commands, events
+from write_side.store.schema import commands, events, transfers
 
 
 async def append_sqlite(
     engine: AsyncEngine,
-    stream_id: str,
-    new_events: Sequence[NewEvent],
-    expected_version: int,
+    new_events: Sequence[tuple[str, NewEvent]],
+    expected_versions: Mapping[str, int],
     command: CommandRecord | None,
+    claimed: Sequence[TransferRecord],
     valid_after: datetime,
-) -> AppendResult:
-    """Append as EventStore.append does; idempotency records before `valid_after` have expired."""
+) -> MultiAppendResult:
+    """Append as EventStore.append_many does; idempotency records before `valid_after` have
+    expired."""
     now = datetime.now(UTC)
     async with engine.connect() as conn:
         conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
         async with conn.begin():
-            if command is not None:
-                existing = await find_command(
-                    conn, command.client, command.idempotency_key, valid_after
-                )
-                if existing is not None:
-                    raise DuplicateCommand(existing)
-            current = await current_version(conn, stream_id)
-            if current != expected_version:
-                raise ConcurrencyError(stream_id, expected_version, current)
+            await _check(conn, expected_versions, command, claimed, valid_after)
+            versions = dict(expected_versions)
             position = 0
-            for offset, event in enumerate(new_events, start=1):
+            for stream, event in new_events:
+                versions[stream] += 1
                 inserted = await conn.execute(
                     events.insert().returning(events.c.position),
                     {
-                        "stream_id": stream_id,
-                        "version": expected_version + offset,
+                        "stream_id": stream,
+                        "version": versions[stream],
                         "event_id": event.event_id,
                         "type": event.type,
                         "payload": event.payload,
@@ -57,31 +55,71 @@ async def append_sqlite(
                     },
                 )
                 position = inserted.scalar_one()
-            last_version = expected_version + len(new_events)
             if command is not None:
-                await _replace_expired_record(conn, command)
+                first = new_events[0][0]
+                await _record_command(conn, command, first, versions[first], position, now)
+            for transfer in claimed:
                 await conn.execute(
-                    commands.insert(),
+                    transfers.insert(),
                     {
-                        "client": command.client,
-                        "idempotency_key": command.idempotency_key,
-                        "fingerprint": command.fingerprint,
-                        "stream_id": stream_id,
-                        "last_version": last_version,
+                        "transfer_id": transfer.transfer_id,
+                        "fingerprint": transfer.fingerprint,
+                        "result": transfer.result,
                         "last_position": position,
-                        "result": command.result,
                         "recorded_at": now,
                     },
                 )
-    return AppendResult(last_version=last_version, last_position=position)
+    return MultiAppendResult(position, versions)
 
 
-async def _replace_expired_record(conn: AsyncConnection, command: CommandRecord) -> None:
-    """Only an expired record of this client's key can still be there (the lookup above ignored
-    it): the new command takes its place."""
+async def _check(
+    conn: AsyncConnection,
+    expected_versions: Mapping[str, int],
+    command: CommandRecord | None,
+    claimed: Sequence[TransferRecord],
+    valid_after: datetime,
+) -> None:
+    """The same checks, in the same order, as bank_append_batch() on PostgreSQL."""
+    if command is not None:
+        existing = await find_command(conn, command.client, command.idempotency_key, valid_after)
+        if existing is not None:
+            raise DuplicateCommand(existing)
+    for transfer in claimed:
+        taken = await find_transfer(conn, transfer.transfer_id)
+        if taken is not None:
+            raise TransferExists(taken)
+    for stream in sorted(expected_versions):
+        current = await current_version(conn, stream)
+        if current != expected_versions[stream]:
+            raise ConcurrencyError(stream, expected_versions[stream], current)
+
+
+async def _record_command(
+    conn: AsyncConnection,
+    command: CommandRecord,
+    stream_id: str,
+    last_version: int,
+    position: int,
+    now: datetime,
+) -> None:
+    # Only an expired record of this client's key can still be there (the check above ignored
+    # it): the new command takes its place.
     await conn.execute(
         commands.delete().where(
             commands.c.client == command.client,
             commands.c.idempotency_key == command.idempotency_key,
         )
+    )
+    await conn.execute(
+        commands.insert(),
+        {
+            "client": command.client,
+            "idempotency_key": command.idempotency_key,
+            "fingerprint": command.fingerprint,
+            "stream_id": stream_id,
+            "last_version": last_version,
+            "last_position": position,
+            "result": command.result,
+            "recorded_at": now,
+        },
     )

@@ -19,6 +19,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     ACCOUNT_NOT_FOUND = "account_not_found"
+    TRANSFER_NOT_FOUND = "transfer_not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     ACCOUNT_EXISTS = "account_exists"
     INSUFFICIENT_FUNDS = "insufficient_funds"

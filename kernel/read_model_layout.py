@@ -38,9 +38,16 @@ class StatementEntry(msgspec.Struct, frozen=True):
     event_id: str
     type: str
     amount: str
-    """Signed: deposits positive, withdrawals negative ("-5.00"), open and close "0.00"."""
+    """Signed: deposits and transfers in positive, withdrawals and transfers out negative
+    ("-5.00"); open, close and a new overdraft limit "0.00"."""
     balance_after: str
     recorded_at: str
+    reference: str | None = None
+    """The client's reference of a deposit, withdrawal or transfer; null when none was given."""
+    transfer_id: str | None = None
+    """On the two sides of a transfer only."""
+    counterparty: str | None = None
+    """On a transfer: the other account (the receiver on the sending side, and back)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +63,13 @@ class AccountBalance:
     version: int
     position: int
     updated_at: str
+    overdraft_limit: int = 0
+    """Cents: the balance may go down to minus this (0, the default: no overdraft)."""
+
+    @property
+    def available(self) -> int:
+        """Cents the account can still pay out: balance plus overdraft limit."""
+        return self.balance + self.overdraft_limit
 
     @classmethod
     def from_hash(cls, fields: Mapping[str, str]) -> AccountBalance | None:
@@ -69,6 +83,7 @@ class AccountBalance:
             version=int(fields["version"]),
             position=int(fields["position"]),
             updated_at=fields["updated_at"],
+            overdraft_limit=int(fields.get("overdraft_limit", 0)),
         )
 
     def to_hash(self) -> StoredHash:
@@ -80,7 +95,59 @@ class AccountBalance:
             "version": self.version,
             "position": self.position,
             "updated_at": self.updated_at,
+            "overdraft_limit": self.overdraft_limit,
         }
+
+
+TRANSFER_POSTED = "posted"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTransfer:
+    """The balances projection's hash per transfer (`GenerationKeys.transfer`), written in the
+    batch that applies the transfer's two sides."""
+
+    from_account: str
+    to_account: str
+    amount: int
+    """Cents."""
+    currency: str
+    reference: str | None
+    """Not stored when None."""
+    status: str
+    """"posted" (a later issue adds "reversed")."""
+    position: int
+    """The global position of the transfer's last event: read after it to see both sides."""
+    recorded_at: str
+
+    @classmethod
+    def from_hash(cls, fields: Mapping[str, str]) -> StoredTransfer | None:
+        if not fields:
+            return None
+        return cls(
+            from_account=fields["from_account"],
+            to_account=fields["to_account"],
+            amount=int(fields["amount"]),
+            currency=fields["currency"],
+            reference=fields.get("reference"),
+            status=fields["status"],
+            position=int(fields["position"]),
+            recorded_at=fields["recorded_at"],
+        )
+
+    def to_hash(self) -> StoredHash:
+        stored: StoredHash = {
+            "from_account": self.from_account,
+            "to_account": self.to_account,
+            "amount": self.amount,
+            "currency": self.currency,
+            "status": self.status,
+            "position": self.position,
+            "recorded_at": self.recorded_at,
+        }
+        if self.reference is not None:
+            stored["reference"] = self.reference
+        return stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +248,10 @@ class GenerationKeys:
     def account(self, account_id: str) -> str:
         """Hash: `AccountBalance` (owner, currency, balance in cents, status, version, ...)."""
         return f"{self.base}:account:{{{account_id}}}"
+
+    def transfer(self, transfer_id: str) -> str:
+        """Hash: `StoredTransfer` (from and to account, amount in cents, currency, status, ...)."""
+        return f"{self.base}:transfer:{{{transfer_id}}}"
 
     @property
     def by_balance(self) -> str:

@@ -1,4 +1,11 @@
-"""The `balances` read model: one hash per account, the two account indexes and the summary.
+"""The `balances` read model: one hash per account, the two account indexes, the summary, and one
+hash per transfer.
+
+Transfers live here rather than in a projection of their own because this fold already knows each
+account's currency, and a transfer's record is written in the same MULTI/EXEC as the two balances
+it moves: a reader who sees the transfer sees both sides. A batch never splits the events of one
+store transaction (catch_up.py), so both sides of a transfer are always folded together and the
+summary's totals never show money in flight.
 
 `fold` is pure (state before the batch + events -> state after); `BalancesProjection.stage` loads the
 state and turns the fold into Redis writes. An event whose stream version is not above the account's
@@ -20,7 +27,10 @@ from kernel.events import (
     AccountOpened,
     MoneyDeposited,
     MoneyWithdrawn,
+    OverdraftLimitSet,
     RecordedEvent,
+    TransferReceived,
+    TransferSent,
     UnknownEventType,
 )
 from kernel.money import to_cents
@@ -29,8 +39,10 @@ from kernel.read_model_layout import (
     SUMMARY_ACCOUNTS,
     SUMMARY_EVENTS,
     SUMMARY_OPEN_ACCOUNTS,
+    TRANSFER_POSTED,
     AccountBalance,
     GenerationKeys,
+    StoredTransfer,
     balance_sort_member,
     summary_balance_field,
 )
@@ -46,7 +58,8 @@ class BalancesChange:
     open_accounts: int = 0
     events: int = 0
     totals: Counter[str] = field(default_factory=Counter)
-    """Change of the total balance per currency, in cents."""
+    """Change of the total balance per currency, in cents (a transfer's two sides cancel out)."""
+    transfers: dict[str, StoredTransfer] = field(default_factory=dict)
 
 
 def fold(
@@ -85,15 +98,41 @@ def _apply(
     if current is None:
         logger.warning("balances: %s for unopened account %s skipped", event.type, event.stream_id)
         return None
-    if isinstance(domain, MoneyDeposited | MoneyWithdrawn):
-        delta = to_cents(domain.amount) * (1 if isinstance(domain, MoneyDeposited) else -1)
+    moved = replace(current, version=version, position=position, updated_at=at)
+    if isinstance(domain, MoneyDeposited | MoneyWithdrawn | TransferSent | TransferReceived):
+        incoming = isinstance(domain, MoneyDeposited | TransferReceived)
+        delta = to_cents(domain.amount) * (1 if incoming else -1)
         change.totals[current.currency] += delta
-        balance = current.balance + delta
-        return replace(current, balance=balance, version=version, position=position, updated_at=at)
+        if isinstance(domain, TransferSent | TransferReceived):
+            _record_transfer(change, current, event, domain)
+        return replace(moved, balance=current.balance + delta)
+    if isinstance(domain, OverdraftLimitSet):
+        return replace(moved, overdraft_limit=to_cents(domain.limit))
     if isinstance(domain, AccountClosed):
         change.open_accounts -= 1 if current.status == "open" else 0
-        return replace(current, status="closed", version=version, position=position, updated_at=at)
+        return replace(moved, status="closed")
     return None
+
+
+def _record_transfer(
+    change: BalancesChange,
+    account: AccountBalance,
+    event: RecordedEvent,
+    side: TransferSent | TransferReceived,
+) -> None:
+    """Either side describes the whole transfer; the later one sets its position."""
+    sent = isinstance(side, TransferSent)
+    earlier = change.transfers.get(side.transfer_id)
+    change.transfers[side.transfer_id] = StoredTransfer(
+        from_account=event.stream_id if sent else side.counterparty,
+        to_account=side.counterparty if sent else event.stream_id,
+        amount=to_cents(side.amount),
+        currency=account.currency,
+        reference=side.reference,
+        status=TRANSFER_POSTED,
+        position=max(event.position, earlier.position if earlier else 0),
+        recorded_at=earlier.recorded_at if earlier else event.recorded_at.isoformat(),
+    )
 
 
 class BalancesProjection:
@@ -123,4 +162,6 @@ class BalancesProjection:
                 tx.hincrby(keys.summary, name, delta)
         for currency, cents in change.totals.items():
             tx.hincrby(keys.summary, summary_balance_field(currency), cents)
+        for transfer_id, transfer in change.transfers.items():
+            tx.hset(keys.transfer(transfer_id), mapping=transfer.to_hash())
         return change.events

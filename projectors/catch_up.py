@@ -32,6 +32,7 @@ from kernel.read_model_layout import (
 )
 from kernel.settings import Settings
 from projectors.balances import BalancesProjection
+from projectors.batches import read_batch
 from projectors.head import RAISE_HEAD
 from projectors.lease import Guard, LeaseLost
 from projectors.projection import Projection
@@ -151,6 +152,7 @@ async def drain(
     until: int | None = None,
 ) -> int:
     """Apply batches until the store has nothing more; return how many events were passed.
+    A batch holds `batch_size` events, or a few more so as not to split a store transaction.
     `on_batch(events_in_batch, position)` is told after every applied batch (progress bars).
 
     Without `target` it follows the live generation (and a switch made by a rebuild); with one it
@@ -169,8 +171,8 @@ async def drain(
         else:
             into = target
         checkpoint = await checkpoint_of(ctx, projection.name, into.generation)
-        events = await ctx.store.read_after(checkpoint, batch_size)
-        if until is not None:
+        events = await read_batch(ctx.store, checkpoint, batch_size)
+        if until is not None:  # a checkpoint, so never inside a store transaction
             events = [event for event in events if event.position <= until]
         if not events:
             return passed

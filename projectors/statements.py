@@ -1,5 +1,9 @@
 """The `statements` read model: every money movement and lifecycle event of an account, in order.
 
+A transfer makes an entry on each side (signed: negative on the sending one) naming the transfer
+and the other account; a new overdraft limit makes a "0.00" entry, like opening and closing, so
+every event of the account has its line and the versions have no gaps.
+
 Entries live in a sorted set per account, scored by stream version, so pages newest-first are a
 range query. The projection keeps its own running balance per account (it does not read the
 balances projection: each read model can be rebuilt alone) to write `balance_after` on each entry.
@@ -18,9 +22,13 @@ from redis.asyncio.client import Pipeline
 from kernel.events import (
     AccountClosed,
     AccountOpened,
+    DomainEvent,
     MoneyDeposited,
     MoneyWithdrawn,
+    OverdraftLimitSet,
     RecordedEvent,
+    TransferReceived,
+    TransferSent,
     UnknownEventType,
 )
 from kernel.money import format_money, from_cents, to_cents
@@ -46,8 +54,9 @@ def fold(before: Mapping[str, Running | None], events: Sequence[RecordedEvent]) 
         current = change.running.get(event.stream_id) or before.get(event.stream_id)
         if current is not None and event.version <= current.version:
             continue  # already projected: a replay
-        delta = _amount_of(current, event)
-        if delta is None:
+        domain = _decode(event)
+        delta = None if domain is None else _amount_of(current, event, domain)
+        if domain is None or delta is None:
             continue
         balance = (current.balance if current else 0) + delta
         change.running[event.stream_id] = Running(balance, event.version)
@@ -59,21 +68,27 @@ def fold(before: Mapping[str, Running | None], events: Sequence[RecordedEvent]) 
                 amount=format_money(from_cents(delta)),
                 balance_after=format_money(from_cents(balance)),
                 recorded_at=event.recorded_at.isoformat(),
+                reference=getattr(domain, "reference", None),
+                transfer_id=getattr(domain, "transfer_id", None),
+                counterparty=getattr(domain, "counterparty", None),
             )
         )
         change.events += 1
     return change
 
 
-def _amount_of(current: Running | None, event: RecordedEvent) -> int | None:
-    """The signed amount in cents the event moves, or None when it makes no entry."""
+def _decode(event: RecordedEvent) -> DomainEvent | None:
     try:
-        domain = event.to_domain()
+        return event.to_domain()
     except UnknownEventType:
         logger.warning(
             "statements: skipping unknown event type %r at %d", event.type, event.position
         )
         return None
+
+
+def _amount_of(current: Running | None, event: RecordedEvent, domain: DomainEvent) -> int | None:
+    """The signed amount in cents the event moves, or None when it makes no entry."""
     if isinstance(domain, AccountOpened):
         if current is None:
             return 0
@@ -86,11 +101,11 @@ def _amount_of(current: Running | None, event: RecordedEvent) -> int | None:
             "statements: %s for unopened account %s skipped", event.type, event.stream_id
         )
         return None
-    if isinstance(domain, MoneyDeposited):
+    if isinstance(domain, MoneyDeposited | TransferReceived):
         return to_cents(domain.amount)
-    if isinstance(domain, MoneyWithdrawn):
+    if isinstance(domain, MoneyWithdrawn | TransferSent):
         return -to_cents(domain.amount)
-    if isinstance(domain, AccountClosed):
+    if isinstance(domain, AccountClosed | OverdraftLimitSet):
         return 0
     return None
 

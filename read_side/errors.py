@@ -13,6 +13,12 @@ class AccountNotFound(QueryError):
         self.account_id = account_id
 
 
+class TransferNotFound(QueryError):
+    def __init__(self, transfer_id: str) -> None:
+        super().__init__(f"no transfer {transfer_id!r} in the read model")
+        self.transfer_id = transfer_id
+
+
 class InvalidCursor(QueryError):
     """A cursor that this API did not hand out, or one for another sort order."""
 

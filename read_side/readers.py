@@ -28,11 +28,20 @@ from kernel.read_model_layout import (
     ReadModelKeys,
     StatementEntry,
     StoredSummary,
+    StoredTransfer,
     account_of_sort_member,
 )
 from read_side.cursors import decode_cursor, encode_cursor
-from read_side.errors import AccountNotFound
-from read_side.views import AccountRow, AccountsPage, Balance, ProjectionStatus, Statement, Summary
+from read_side.errors import AccountNotFound, TransferNotFound
+from read_side.views import (
+    AccountRow,
+    AccountsPage,
+    Balance,
+    ProjectionStatus,
+    Statement,
+    Summary,
+    Transfer,
+)
 
 T = TypeVar("T")
 SortKey = Literal["balance", "id"]
@@ -54,6 +63,18 @@ return redis.call('HGET', ARGV[2] .. generation .. ARGV[3], ARGV[4])
 
 def _money(cents: str | int | None) -> str:
     return format_money(from_cents(int(cents or 0)))
+
+
+def _row(account_id: str, stored: AccountBalance) -> AccountRow:
+    return AccountRow(
+        account_id,
+        stored.owner,
+        stored.currency,
+        _money(stored.balance),
+        stored.status,
+        _money(stored.overdraft_limit),
+        _money(stored.available),
+    )
 
 
 class ReadModelReader:
@@ -114,6 +135,25 @@ class ReadModelReader:
             status=stored.status,
             version=stored.version,
             position=stored.position,
+            overdraft_limit=_money(stored.overdraft_limit),
+            available=_money(stored.available),
+        )
+
+    async def transfer(self, transfer_id: str) -> Transfer:
+        fields = await self._live_hash(BALANCES, lambda keys: keys.transfer(transfer_id))
+        stored = StoredTransfer.from_hash(fields)
+        if stored is None:
+            raise TransferNotFound(transfer_id)
+        return Transfer(
+            transfer_id=transfer_id,
+            from_account=stored.from_account,
+            to_account=stored.to_account,
+            amount=_money(stored.amount),
+            currency=stored.currency,
+            reference=stored.reference,
+            status=stored.status,
+            position=stored.position,
+            recorded_at=stored.recorded_at,
         )
 
     async def statement(self, account_id: str, limit: int, before_version: int | None) -> Statement:
@@ -158,9 +198,10 @@ class ReadModelReader:
                 pipe.hgetall(keys.account(account_id))
             rows: list[dict[str, str]] = await pipe.execute()
         accounts = [
-            AccountRow(aid, row["owner"], row["currency"], _money(row["balance"]), row["status"])
+            _row(aid, stored)
             for aid, row in zip(ids, rows, strict=True)
-            if row  # gone only if a rebuild deleted this generation mid-request
+            # a row is gone only if a rebuild deleted this generation mid-request
+            if (stored := AccountBalance.from_hash(row))
         ]
         more = len(members) > limit
         return AccountsPage(accounts, encode_cursor(sort, order, page[-1]) if more else None)

@@ -18,6 +18,10 @@ class Balance(msgspec.Struct, frozen=True):
     """The account's stream version the balance includes."""
     position: int
     """The global store position of the last event the balance includes."""
+    overdraft_limit: str
+    """How far below zero the balance may go ("0.00": no overdraft)."""
+    available: str
+    """What the account can still pay out: balance plus overdraft limit."""
 
 
 class Statement(msgspec.Struct, frozen=True):
@@ -34,6 +38,22 @@ class AccountRow(msgspec.Struct, frozen=True):
     currency: str
     balance: str
     status: str
+    overdraft_limit: str
+    available: str
+
+
+class Transfer(msgspec.Struct, frozen=True):
+    transfer_id: str
+    from_account: str
+    to_account: str
+    amount: str
+    currency: str
+    reference: str | None
+    status: str
+    """"posted" (both sides applied)."""
+    position: int
+    """The global store position of the transfer's last event (a `min_position` for reads)."""
+    recorded_at: str
 
 
 class AccountsPage(msgspec.Struct, frozen=True):

@@ -1,7 +1,7 @@
 """The one place where query-side failures become HTTP responses, in the shared vocabulary
 (`kernel/errors.py`, `web/errors.py`).
 
-An unknown account is 404 `account_not_found`, a bad cursor 400 `validation_error`, a projection
+An unknown account is 404 `account_not_found`, an unknown transfer 404 `transfer_not_found`, a bad cursor 400 `validation_error`, a projection
 that has not caught up 503 `projection_behind` with Retry-After, and Redis being down 503
 `redis_unavailable`.
 """
@@ -17,7 +17,13 @@ from litestar.types import ExceptionHandlersMap
 from redis.exceptions import RedisError
 
 from kernel.errors import ErrorBody, ErrorCode
-from read_side.errors import AccountNotFound, InvalidCursor, ProjectionBehind, QueryError
+from read_side.errors import (
+    AccountNotFound,
+    InvalidCursor,
+    ProjectionBehind,
+    QueryError,
+    TransferNotFound,
+)
 from web.errors import RETRY_AFTER, error_response, on_http, on_unexpected, on_validation
 
 logger = logging.getLogger(__name__)
@@ -26,6 +32,8 @@ logger = logging.getLogger(__name__)
 def _on_query_error(_: Request[Any, Any, Any], exc: QueryError) -> Response[ErrorBody]:
     if isinstance(exc, AccountNotFound):
         return error_response(404, ErrorCode.ACCOUNT_NOT_FOUND, str(exc))
+    if isinstance(exc, TransferNotFound):
+        return error_response(404, ErrorCode.TRANSFER_NOT_FOUND, str(exc))
     if isinstance(exc, ProjectionBehind):
         headers = {"Retry-After": str(exc.retry_after_s)}
         return error_response(503, ErrorCode.PROJECTION_BEHIND, str(exc), headers)

@@ -17,12 +17,15 @@ from kernel.read_model_layout import BALANCES, STATEMENTS
 from read_side.errors import AccountNotFound
 from read_side.freshness import CheckpointWatcher
 from read_side.readers import ReadModelReader, SortKey, SortOrder
-from read_side.views import AccountsPage, Balance, ProjectionStatus, Statement, Summary
+from read_side.views import AccountsPage, Balance, ProjectionStatus, Statement, Summary, Transfer
 
 Reader = NamedDependency[ReadModelReader]
 Watcher = NamedDependency[CheckpointWatcher]
 AccountId = Annotated[
     str, PathParameter(min_length=1, max_length=64, description="The account id.")
+]
+TransferId = Annotated[
+    str, PathParameter(min_length=1, max_length=64, description="The transfer id.")
 ]
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size, 1..500.")]
 # Litestar leaves a `ge=0` out of the OpenAPI document; schema_extra puts the minimum back.
@@ -71,7 +74,7 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
         401: "unauthorized: no valid bearer token.",
         403: "forbidden: the API key lacks the scope.",
         400: "validation_error: a query parameter is invalid.",
-        404: "account_not_found: no such account in the read model.",
+        404: "account_not_found (transfer_not_found for a transfer): not in the read model.",
         503: "projection_behind (with Retry-After) or redis_unavailable.",
     }
     return {
@@ -117,6 +120,20 @@ async def get_statement(
     return await reader.statement(account_id, limit, before_version)
 
 
+@get("/transfers/{transfer_id:str}", responses=_errors(401, 403, 400, 404, 503), guards=READ)
+async def get_transfer(
+    reader: Reader,
+    watcher: Watcher,
+    transfer_id: TransferId,
+    min_position: MinPosition = None,
+    wait_ms: WaitMs = 2000,
+) -> Transfer:
+    """A transfer between two accounts: who paid whom, how much, and its status."""
+    if min_position is not None:
+        await watcher.wait_for(BALANCES, min_position, wait_ms)
+    return await reader.transfer(transfer_id)
+
+
 @get("/accounts", responses=_errors(401, 403, 400, 503), guards=READ)
 async def list_accounts(
     reader: Reader,
@@ -148,4 +165,12 @@ async def health(reader: Reader) -> Health:
     return Health("ok")
 
 
-ROUTES = [get_balance, get_statement, list_accounts, get_summary, list_projections, health]
+ROUTES = [
+    get_balance,
+    get_statement,
+    get_transfer,
+    list_accounts,
+    get_summary,
+    list_projections,
+    health,
+]

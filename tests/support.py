@@ -37,12 +37,15 @@ from kernel.events import (
     MoneyDeposited,
     MoneyWithdrawn,
     NewEvent,
+    OverdraftLimitSet,
+    TransferReceived,
+    TransferSent,
 )
 from kernel.read_model_layout import BALANCES, STATEMENTS, ReadModelKeys
 from kernel.settings import Settings
 from write_side.store.database import create_async_store_engine, create_sync_store_engine
 from write_side.store.event_store import EventStore
-from write_side.store.records import Snapshot
+from write_side.store.records import Snapshot, TransferRecord
 from write_side.store.schema import commands
 
 BANK = [sys.executable, "-m", "app.cli"]
@@ -168,6 +171,33 @@ async def append_histories(
     return last_position
 
 
+async def append_transfer(
+    store: EventStore,
+    source: str,
+    target: str,
+    amount: str,
+    transfer_id: str,
+    reference: str | None = None,
+) -> int:
+    """Both sides of a transfer in one store transaction, as the write side appends them; returns
+    the position of the last side."""
+    money = Decimal(amount)
+    sides = [
+        (source, NewEvent.from_domain(TransferSent(transfer_id, target, money, reference))),
+        (target, NewEvent.from_domain(TransferReceived(transfer_id, source, money, reference))),
+    ]
+    versions = {stream: await store.stream_version(stream) for stream in (source, target)}
+    claim = TransferRecord(transfer_id, "0" * 64, {"status": "posted"})
+    result = await store.append_many(sides, versions, transfers=[claim])
+    return result.last_position
+
+
+async def set_overdraft_limit(store: EventStore, account_id: str, limit: str) -> int:
+    event = NewEvent.from_domain(OverdraftLimitSet(Decimal(limit)))
+    version = await store.stream_version(account_id)
+    return (await store.append(account_id, [event], version)).last_position
+
+
 def write_traffic(
     database_url: str, accounts: int, events_per_account: int, seed: int = 7, chunk: int = 10
 ) -> int:
@@ -207,18 +237,25 @@ async def replay_store(database_url: str) -> Models:
             position = events[-1].position
             for e in events:
                 amount = Decimal(e.payload.get("amount", "0"))
-                if e.type == "MoneyWithdrawn":
+                if e.type in ("MoneyWithdrawn", "TransferSent"):
                     amount = -amount
                 balances[e.stream_id] = balances.get(e.stream_id, Decimal(0)) + amount
-                row = models.balances.setdefault(e.stream_id, {"status": "open"})
+                row = models.balances.setdefault(
+                    e.stream_id, {"status": "open", "overdraft_limit": "0.00"}
+                )
                 row.update(e.payload if e.type == "AccountOpened" else {})
                 row["status"] = "closed" if e.type == "AccountClosed" else row["status"]
+                if e.type == "OverdraftLimitSet":
+                    row["overdraft_limit"] = _money(Decimal(e.payload["limit"]))
                 row.update(
                     balance=_money(balances[e.stream_id]), version=e.version, position=e.position
                 )
                 models.statements.setdefault(e.stream_id, []).append(
                     {"version": e.version, "event_id": str(e.event_id), "type": e.type,
-                     "amount": _money(amount), "balance_after": _money(balances[e.stream_id])}
+                     "amount": _money(amount), "balance_after": _money(balances[e.stream_id]),
+                     "reference": e.payload.get("reference"),
+                     "transfer_id": e.payload.get("transfer_id"),
+                     "counterparty": e.payload.get("counterparty")}
                 )  # fmt: skip
     finally:
         await engine.dispose()
@@ -245,6 +282,7 @@ def projected(client: redis.Redis, prefix: str) -> Models:
             "balance": _money(Decimal(int(row["balance"])) / 100),
             "version": int(row["version"]),
             "position": int(row["position"]),
+            "overdraft_limit": _money(Decimal(int(row["overdraft_limit"])) / 100),
         }
         members = client.zrevrange(statements.statement(account_id), 0, -1)
         entries = [msgspec.json.decode(m) for m in members]

@@ -79,6 +79,8 @@ async def test_balance_answers_the_projected_account(client: Client, expected: M
         "status": "closed",
         "version": row["version"],
         "position": row["position"],
+        "overdraft_limit": "0.00",
+        "available": row["balance"],
     }
 
 

@@ -285,6 +285,8 @@ async def queries(sqlite_url: str, redis_url: str, redis_prefix: str) -> AsyncIt
         "/accounts/acc-1/balance?min_position=" + "9" * 30,
         "/accounts/acc-1/balance?min_position=-1",
         "/accounts/acc-1/balance?min_position=1&wait_ms=" + "9" * 30,
+        "/transfers/" + "t" * 65,
+        "/transfers/t-1?min_position=" + "9" * 30,
     ],
     ids=lambda path: path[:60],
 )
@@ -301,3 +303,11 @@ async def test_an_unknown_account_is_a_clean_404(queries: Client) -> None:
 
     assert_refused(response, 404, "account_not_found")
     assert "set-cookie" not in response.headers
+
+
+async def test_an_unknown_transfer_with_key_pattern_characters_is_a_clean_404(
+    queries: Client,
+) -> None:
+    response = await queries.get("/transfers/%2A%7B%7D%5B%3F%00%0d%0a")  # *{}[?, NUL, CRLF
+
+    assert_refused(response, 404, "transfer_not_found")

@@ -16,13 +16,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 import redis
@@ -371,3 +373,32 @@ async def stored_snapshot(store: EventStore, stream_id: str) -> Snapshot | None:
     """The stream's snapshot whatever its schema version (the store's own replay read)."""
     snapshot, _ = await store.load_for_replay(stream_id, (0, 32767))
     return snapshot
+
+
+def _serving(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@contextmanager
+def running_services(settings: Settings, logs: Path) -> Iterator[tuple[str, str]]:
+    """Real `bank write-api`, `bank query-api` and `bank worker` processes on free ports, all
+    stopped on the way out; yields the two API URLs once both answer."""
+    write_port, query_port = free_port(), free_port()
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for args in (
+            ["write-api", "--port", str(write_port)],
+            ["query-api", "--port", str(query_port)],
+            ["worker"],
+        ):
+            processes.append(start_bank(args, settings, logs / f"{args[0]}.log"))
+        urls = f"http://127.0.0.1:{write_port}", f"http://127.0.0.1:{query_port}"
+        for url in urls:
+            wait_until(lambda url=url: _serving(url), 30, f"{url} to answer")
+        yield urls
+    finally:
+        for process in processes:
+            stop(process)

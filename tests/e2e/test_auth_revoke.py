@@ -15,11 +15,8 @@ from kernel.settings import Settings
 from tests.support import (
     BANK,
     env_for,
-    free_port,
     read_side_settings,
-    start_bank,
-    stop,
-    wait_until,
+    running_services,
 )
 
 REVOKE_DEADLINE_S = 1.5
@@ -31,32 +28,11 @@ def auth_settings(pg_url: str, redis_url: str, redis_prefix: str) -> Settings:
     return read_side_settings(pg_url, redis_url, redis_prefix, auth_enabled=True)
 
 
-def _serving(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 @pytest.fixture
 def apis(auth_settings: Settings, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """Real write API, query API and worker with auth on; yields the two API URLs."""
-    write_port, query_port = free_port(), free_port()
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        for args in (
-            ["write-api", "--port", str(write_port)],
-            ["query-api", "--port", str(query_port)],
-            ["worker"],
-        ):
-            processes.append(start_bank(args, auth_settings, tmp_path / f"{args[0]}.log"))
-        urls = f"http://127.0.0.1:{write_port}", f"http://127.0.0.1:{query_port}"
-        for url in urls:
-            wait_until(lambda url=url: _serving(url), 30, f"{url} to answer")
+    with running_services(auth_settings, tmp_path) as urls:
         yield urls
-    finally:
-        for process in processes:
-            stop(process)
 
 
 def _apikey(settings: Settings, *args: str) -> str:

@@ -26,6 +26,12 @@ class ErrorCode(StrEnum):
     ACCOUNT_CLOSED = "account_closed"
     BALANCE_NOT_ZERO = "balance_not_zero"
     VERSION_CONFLICT = "version_conflict"
+    SAME_ACCOUNT = "same_account"
+    CURRENCY_MISMATCH = "currency_mismatch"
+    TRANSFER_EXISTS = "transfer_exists"
+    LIMIT_BELOW_BALANCE = "limit_below_balance"
+    BATCH_FAILED = "batch_failed"
+    LINKED_COMMAND_FAILED = "linked_command_failed"
     IDEMPOTENCY_KEY_IN_FLIGHT = "idempotency_key_in_flight"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     REQUEST_TOO_LARGE = "request_too_large"
@@ -63,3 +69,20 @@ class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
     """A sentence for people; never internals."""
     current_version: int | None = None
     """With `version_conflict`: the account's version now."""
+
+
+class CommandError(msgspec.Struct, frozen=True):
+    """One command's part in a failed batch: its index and its code (`linked_command_failed` for
+    every command but the one that failed)."""
+
+    index: int
+    error: str
+
+
+class BatchErrorBody(msgspec.Struct, frozen=True):
+    """`batch_failed`: which command of an atomic batch failed, and each command's code."""
+
+    error: str
+    detail: str
+    failed_index: int
+    results: list[CommandError]

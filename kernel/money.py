@@ -22,9 +22,9 @@ class InvalidAmount(ValueError):
     """An amount that is not a positive number of at most two decimals and at most MAX_AMOUNT."""
 
 
-def parse_amount(raw: object) -> Decimal:
+def parse_amount(raw: object, *, allow_zero: bool = False) -> Decimal:
     """Turn a client's amount (a string, an int or a Decimal decoded exactly from a JSON number)
-    into an exact, validated Decimal."""
+    into an exact, validated Decimal. `allow_zero` is for limits, where 0 means "none"."""
     if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
         raise InvalidAmount("amount must be a decimal number, as a JSON string or number")
     if isinstance(raw, str) and _AMOUNT_TEXT.search(raw) is None:
@@ -37,8 +37,10 @@ def parse_amount(raw: object) -> Decimal:
         raise InvalidAmount(f"amount {str(raw)[:40]!r} is not a decimal number") from None
     if not value.is_finite():
         raise InvalidAmount("amount must be a finite number")
-    if value <= 0:
-        raise InvalidAmount("amount must be greater than zero")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise InvalidAmount(
+            f"amount must be {'zero or more' if allow_zero else 'greater than zero'}"
+        )
     if value > MAX_AMOUNT:
         raise InvalidAmount(f"amount must be at most {MAX_AMOUNT}")
     if value != value.quantize(CENT):

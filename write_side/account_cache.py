@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from kernel.events import DomainEvent
 from write_side.domain.account import BankAccount
 from write_side.repository import AccountRepository, LoadedAccount
-from write_side.store.records import AppendResult, CommandRecord
+from write_side.store.records import (
+    AppendResult,
+    CommandRecord,
+    MultiAppendResult,
+    TransferRecord,
+)
 
 DEFAULT_MAX_ACCOUNTS = 10_000
 
@@ -56,11 +61,39 @@ class CachedAccounts:
             self._accounts.pop(account.account_id, None)
             raise
         if account.version == result.last_version:
-            self._accounts[account.account_id] = dataclasses.replace(account)
-            self._accounts.move_to_end(account.account_id)
-            while len(self._accounts) > self._max_accounts:
-                self._accounts.popitem(last=False)
+            self._remember(account)
         return result
+
+    async def save_many(
+        self,
+        accounts: Mapping[str, BankAccount],
+        new_events: Sequence[tuple[str, DomainEvent]],
+        expected_versions: Mapping[str, int],
+        metadata: dict[str, str],
+        command: CommandRecord | None = None,
+        transfers: Sequence[TransferRecord] = (),
+    ) -> MultiAppendResult:
+        try:
+            result = await self._repository.save_many(
+                accounts, new_events, expected_versions, metadata, command, transfers
+            )
+        except BaseException:
+            for account_id in expected_versions:
+                self._accounts.pop(account_id, None)
+            raise
+        for account_id, version in result.versions.items():
+            if accounts[account_id].version == version:
+                self._remember(accounts[account_id])
+        return result
+
+    def _remember(self, account: BankAccount) -> None:
+        self._accounts[account.account_id] = dataclasses.replace(account)
+        self._accounts.move_to_end(account.account_id)
+        while len(self._accounts) > self._max_accounts:
+            self._accounts.popitem(last=False)
 
     async def find_command(self, client: str, idempotency_key: str) -> CommandRecord | None:
         return await self._repository.find_command(client, idempotency_key)
+
+    async def find_transfer(self, transfer_id: str) -> TransferRecord | None:
+        return await self._repository.find_transfer(transfer_id)

@@ -18,7 +18,8 @@ import hashlib
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -27,7 +28,7 @@ import msgspec
 
 from kernel.events import DomainEvent
 from kernel.money import ZERO
-from write_side.commands import Command, OpenAccount
+from write_side.commands import Batch, Command, OpenAccount, Transfer
 from write_side.domain.account import BankAccount
 from write_side.domain.errors import (
     AccountExists,
@@ -60,10 +61,18 @@ class CommandOutcome:
     """True when an idempotent retry was answered from the first outcome."""
 
 
-def fingerprint(command: Command) -> str:
+def fingerprint(command: Command | Transfer | Batch) -> str:
     """A digest of what the client asked for, to tell a true retry from a reused key."""
-    body = {"command": type(command).__name__, **dataclasses.asdict(command)}
+    if isinstance(command, Batch):
+        body = {"command": "Batch", "commands": [fingerprint(c) for c in command.commands]}
+    else:
+        body = {"command": type(command).__name__, **dataclasses.asdict(command)}
     return hashlib.sha256(msgspec.json.encode(body, order="sorted")).hexdigest()
+
+
+async def back_off(attempt: int) -> None:
+    """A jittered pause before retrying a lost version race, so racers stop colliding in step."""
+    await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
 
 
 class Accounts(Protocol):
@@ -91,6 +100,22 @@ class CommandBus:
         self._in_flight: dict[tuple[str, str], asyncio.Event] = {}
         """(client, key) of the keyed commands running in this process; set when each ends."""
 
+    @property
+    def deadline_s(self) -> float:
+        return self._deadline_s
+
+    @asynccontextmanager
+    async def key_slot(self, client: str, idempotency_key: str) -> AsyncIterator[None]:
+        """Run the body as the only command with this (client, key) in this process."""
+        slot = (client, idempotency_key)
+        await self._wait_for_earlier(slot)
+        finished = self._in_flight[slot] = asyncio.Event()
+        try:
+            yield
+        finally:
+            del self._in_flight[slot]
+            finished.set()
+
     async def execute(
         self,
         command: Command,
@@ -101,18 +126,12 @@ class CommandBus:
         """Run `command`; with `idempotency_key`, once per (client, key) within the retention."""
         if idempotency_key is None:
             return await self._execute_new(command, None)
-        slot = (client, idempotency_key)
-        await self._wait_for_earlier(slot)
-        finished = self._in_flight[slot] = asyncio.Event()
-        try:
+        async with self.key_slot(client, idempotency_key):
             record = CommandRecord(idempotency_key, fingerprint(command), "", 0, 0, {}, client)
             earlier = await self._repository.find_command(client, idempotency_key)
             if earlier is not None:
                 return self._replay(record, earlier)
             return await self._execute_new(command, record)
-        finally:
-            del self._in_flight[slot]
-            finished.set()
 
     async def _wait_for_earlier(self, slot: tuple[str, str]) -> None:
         """Until no command with this (client, key) runs here; another may start as one ends."""
@@ -165,8 +184,7 @@ class CommandBus:
             attempt += 1
             if time.monotonic() >= deadline:
                 raise CommandTimedOut("the account is too busy right now; retry the command")
-            # Jittered backoff so that racing writers stop colliding in lockstep.
-            await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
+            await back_off(attempt)
 
     async def _execute_once(
         self, command: Command, record: CommandRecord | None, *, fresh: bool

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeAlias
 
 from kernel.identifiers import ACCOUNT_ID, REFERENCE
 from kernel.money import InvalidAmount, parse_amount
-from write_side.domain.errors import InvalidCommand
+from write_side.domain.errors import InvalidCommand, SameAccount
+
+MAX_BATCH = 100
+"""The most commands one atomic batch may hold."""
 
 
 def _valid_amount(raw: Decimal) -> Decimal:
@@ -67,4 +71,54 @@ class CloseAccount:
     expected_version: int | None = None
 
 
-Command = OpenAccount | Deposit | Withdraw | CloseAccount
+@dataclass(frozen=True, slots=True)
+class SetOverdraftLimit:
+    account_id: str
+    limit: Decimal
+    """0 (the default of every account) allows no overdraft."""
+    expected_version: int | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            limit = parse_amount(self.limit, allow_zero=True)
+        except InvalidAmount as exc:
+            raise InvalidCommand(f"overdraft_limit: {exc}") from None
+        object.__setattr__(self, "limit", limit)
+
+
+Command = OpenAccount | Deposit | Withdraw | CloseAccount | SetOverdraftLimit
+"""The commands on one account (the command bus runs them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Money from one account to another, both sides in one store transaction."""
+
+    from_account: str
+    to_account: str
+    amount: Decimal
+    transfer_id: str | None = None
+    """Chosen by the client, unique in the whole ledger; None lets the write side generate one."""
+    reference: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "amount", _valid_amount(self.amount))
+        _check_reference(self.reference)
+        if self.transfer_id is not None and not ACCOUNT_ID.matches(self.transfer_id):
+            raise InvalidCommand(f"transfer_id must be {ACCOUNT_ID.description}")
+        if self.from_account == self.to_account:
+            raise SameAccount("a transfer needs two different accounts")
+
+
+BatchCommand: TypeAlias = OpenAccount | Deposit | Withdraw | Transfer
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Commands applied all together in one store transaction, or not at all."""
+
+    commands: tuple[BatchCommand, ...]
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.commands) <= MAX_BATCH:
+            raise InvalidCommand(f"a batch holds 1 to {MAX_BATCH} commands")

@@ -9,7 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 from kernel.events import DomainEvent
-from write_side.commands import CloseAccount, Command, Deposit, OpenAccount, Withdraw
+from write_side.commands import (
+    CloseAccount,
+    Command,
+    Deposit,
+    OpenAccount,
+    SetOverdraftLimit,
+    Withdraw,
+)
 from write_side.domain.account import BankAccount
 
 
@@ -29,6 +36,10 @@ def close_account(account: BankAccount, command: CloseAccount) -> list[DomainEve
     return account.close()
 
 
+def set_overdraft_limit(account: BankAccount, command: SetOverdraftLimit) -> list[DomainEvent]:
+    return account.set_overdraft_limit(command.limit)
+
+
 Decide = Callable[[BankAccount, Any], list[DomainEvent]]
 
 HANDLERS: dict[type[Command], Decide] = {
@@ -36,4 +47,5 @@ HANDLERS: dict[type[Command], Decide] = {
     Deposit: deposit,
     Withdraw: withdraw,
     CloseAccount: close_account,
+    SetOverdraftLimit: set_overdraft_limit,
 }

@@ -7,7 +7,7 @@ rebuilt from its events; a failed snapshot write loses nothing (the events are a
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,7 +16,13 @@ import sqlalchemy.exc
 from kernel.events import DomainEvent, NewEvent, event_from_json
 from write_side.domain.account import SNAPSHOT_SCHEMA_VERSION, SNAPSHOT_UPCASTERS, BankAccount
 from write_side.store.event_store import EventStore
-from write_side.store.records import AppendResult, CommandRecord, Snapshot
+from write_side.store.records import (
+    AppendResult,
+    CommandRecord,
+    MultiAppendResult,
+    Snapshot,
+    TransferRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,27 @@ class AccountRepository:
             await self._snapshot(account, result.last_version)
         return result
 
+    async def save_many(
+        self,
+        accounts: Mapping[str, BankAccount],
+        new_events: Sequence[tuple[str, DomainEvent]],
+        expected_versions: Mapping[str, int],
+        metadata: dict[str, str],
+        command: CommandRecord | None = None,
+        transfers: Sequence[TransferRecord] = (),
+    ) -> MultiAppendResult:
+        """Append what several accounts decided in one store transaction (EventStore.append_many);
+        snapshot each account that crossed a multiple of N."""
+        records = [(stream, NewEvent.from_domain(e, metadata)) for stream, e in new_events]
+        result = await self._store.append_many(records, expected_versions, command, transfers)
+        for account_id, version in result.versions.items():
+            if (
+                version // self._snapshot_every
+                > expected_versions[account_id] // self._snapshot_every
+            ):
+                await self._snapshot(accounts[account_id], version)
+        return result
+
     async def _snapshot(self, account: BankAccount, version: int) -> None:
         snapshot = Snapshot(
             stream_id=account.account_id,
@@ -81,3 +108,6 @@ class AccountRepository:
 
     async def find_command(self, client: str, idempotency_key: str) -> CommandRecord | None:
         return await self._store.find_command(client, idempotency_key)
+
+    async def find_transfer(self, transfer_id: str) -> TransferRecord | None:
+        return await self._store.find_transfer(transfer_id)

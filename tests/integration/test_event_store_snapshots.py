@@ -10,7 +10,7 @@ import sqlalchemy.exc
 
 from kernel.events import DomainEvent
 from tests.support import stored_snapshot
-from write_side.domain.account import SNAPSHOT_SCHEMA_VERSION, BankAccount
+from write_side.domain.account import SNAPSHOT_SCHEMA_VERSION, SNAPSHOT_UPCASTERS, BankAccount
 from write_side.repository import AccountRepository
 from write_side.store.event_store import EventStore
 from write_side.store.records import Snapshot
@@ -78,14 +78,16 @@ async def test_the_repository_snapshots_each_time_a_multiple_of_snapshot_every_i
     assert (await repository.load("acc-1")).events_replayed == 0
 
 
-async def test_a_snapshot_with_an_older_schema_version_is_ignored(store: EventStore) -> None:
+async def test_a_snapshot_older_than_the_upcasters_reach_is_ignored(store: EventStore) -> None:
     repository = AccountRepository(store, SNAPSHOT_EVERY)
     account = BankAccount("acc-1")
     await repository.save(account, account.open("Ada", "USD"), 0, {})
     total = await save_deposits(repository, account, 0, 20)
     stale_state = {"owner": "Ada", "balance_cents": 999_999}  # a shape the code no longer reads
     await store.save_snapshot(
-        Snapshot("acc-1", 15, stale_state, SNAPSHOT_SCHEMA_VERSION - 1, datetime.now(UTC))
+        Snapshot(
+            "acc-1", 15, stale_state, SNAPSHOT_UPCASTERS.oldest_readable - 1, datetime.now(UTC)
+        )
     )
 
     loaded = await repository.load("acc-1")

@@ -63,9 +63,11 @@ async def test_a_snapshot_of_a_readable_schema_version_is_used(store: EventStore
         "is_open": True,
         "is_closed": False,
     }
-    await store.save_snapshot(Snapshot("old", 3, state, SNAPSHOT_SCHEMA_VERSION, datetime.now(UTC)))
+    await store.save_snapshot(Snapshot("old", 3, state, 1, datetime.now(UTC)))  # no limit yet
     loaded = await AccountRepository(store, snapshot_every=100).load("old")
     assert (loaded.account.balance, loaded.events_replayed) == (Decimal("99.00"), 0)
+    assert loaded.account.overdraft_limit == Decimal("0.00")
+    assert SNAPSHOT_SCHEMA_VERSION == 2
 
 
 async def test_an_event_written_by_newer_code_is_refused_never_misread(store: EventStore) -> None:

@@ -277,6 +277,7 @@ def test_snapshot_state_is_plain_json_with_money_as_a_string() -> None:
         "balance": "12.50",
         "is_open": True,
         "is_closed": False,
+        "overdraft_limit": "0.00",
     }
 
 

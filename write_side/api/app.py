@@ -19,14 +19,16 @@ from auth.sql_resolver import POOL_SIZE as KEY_STORE_POOL_SIZE
 from auth.sql_resolver import SqlKeyResolver
 from kernel.settings import Settings
 from write_side.account_cache import CachedAccounts
-from write_side.api import routes
+from write_side.api import ledger_routes, routes
 from write_side.api.errors import EXCEPTION_HANDLERS
 from write_side.api.schemas import HealthResponse
+from write_side.batches import BatchRunner
 from write_side.command_bus import CommandBus
 from write_side.publisher import EventPublisher
 from write_side.repository import AccountRepository
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
+from write_side.transfers import TransferRunner
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,10 @@ def create_write_app(settings: Settings, publisher_factory: PublisherFactory) ->
         store = EventStore(engine, settings.store.idempotency_retention)
         repository = CachedAccounts(AccountRepository(store, settings.store.snapshot_every))
         app.state.store = store
-        app.state.bus = CommandBus(repository, publisher, settings.store.command_deadline_ms / 1000)
+        bus = CommandBus(repository, publisher, settings.store.command_deadline_ms / 1000)
+        app.state.bus = bus
+        app.state.transfers = TransferRunner(bus, repository, publisher)
+        app.state.batches = BatchRunner(bus, repository, publisher)
         try:
             yield
         finally:
@@ -79,6 +84,9 @@ def create_write_app(settings: Settings, publisher_factory: PublisherFactory) ->
             routes.deposit,
             routes.withdraw,
             routes.close_account,
+            routes.set_overdraft_limit,
+            ledger_routes.transfer,
+            ledger_routes.batch,
             routes.account_events,
             health,
         ],

@@ -12,7 +12,7 @@ import sqlalchemy.exc
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from kernel.errors import ErrorBody
+from kernel.errors import BatchErrorBody, CommandError, ErrorBody, ErrorCode
 from web.errors import RETRY_AFTER, error_response, on_http, on_unexpected, on_validation
 from write_side.domain import errors as domain
 
@@ -22,6 +22,10 @@ STATUS_BY_ERROR: dict[type[domain.LedgerError], int] = {
     domain.InvalidCommand: 422,
     domain.AccountNotFound: 404,
     domain.AccountExists: 409,
+    domain.TransferIdTaken: 409,
+    domain.CurrencyMismatch: 409,
+    domain.LimitBelowBalance: 409,
+    domain.BatchFailed: 409,
     domain.InsufficientFunds: 409,
     domain.AccountIsClosed: 409,
     domain.BalanceNotZero: 409,
@@ -34,11 +38,26 @@ STATUS_BY_ERROR: dict[type[domain.LedgerError], int] = {
 }
 
 
-def ledger_error(_: Request[Any, Any, Any], exc: domain.LedgerError) -> Response[ErrorBody]:
+def ledger_error(
+    _: Request[Any, Any, Any], exc: domain.LedgerError
+) -> Response[ErrorBody] | Response[BatchErrorBody]:
+    if isinstance(exc, domain.BatchFailed):
+        return batch_failed(exc)
     status = next((code for cls, code in STATUS_BY_ERROR.items() if isinstance(exc, cls)), 500)
     current_version = exc.current_version if isinstance(exc, domain.VersionConflict) else None
     headers = RETRY_AFTER if status == 503 else None
     return error_response(status, exc.code, str(exc), headers, current_version=current_version)
+
+
+def batch_failed(exc: domain.BatchFailed) -> Response[BatchErrorBody]:
+    """409 naming the command that failed with its own code; every other one is linked."""
+    codes = [
+        str(exc.cause.code if i == exc.failed_index else ErrorCode.LINKED_COMMAND_FAILED)
+        for i in range(exc.size)
+    ]
+    results = [CommandError(i, code) for i, code in enumerate(codes)]
+    body = BatchErrorBody(str(exc.code), str(exc), exc.failed_index, results)
+    return Response(body, status_code=409)
 
 
 def database_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:

@@ -24,9 +24,11 @@ from write_side.api.schemas import (
     EventsResponse,
     OpenAccountRequest,
     OpenedResponse,
+    OverdraftLimitRequest,
+    OverdraftLimitResponse,
 )
 from write_side.command_bus import CommandBus, CommandOutcome
-from write_side.commands import CloseAccount, Deposit, OpenAccount, Withdraw
+from write_side.commands import CloseAccount, Deposit, OpenAccount, SetOverdraftLimit, Withdraw
 from write_side.domain.errors import AccountNotFound, InvalidCommand
 from write_side.store.event_store import EventStore
 
@@ -49,7 +51,7 @@ def _account_id(raw: str) -> str:
     return raw
 
 
-def _key(raw: str | None) -> str | None:
+def checked_key(raw: str | None) -> str | None:
     if raw is not None and not IDEMPOTENCY_KEY.matches(raw):
         raise InvalidCommand(f"Idempotency-Key must be {IDEMPOTENCY_KEY.description}")
     return raw
@@ -83,10 +85,12 @@ ERRORS = {
     403: "forbidden: the API key lacks the scope.",
     404: "account_not_found, or not_found for an unknown route.",
     409: "account_exists, insufficient_funds, account_closed, balance_not_zero, "
-    "version_conflict (with current_version) or idempotency_key_in_flight.",
+    "limit_below_balance, currency_mismatch, transfer_exists, batch_failed (with failed_index "
+    "and results), version_conflict (with current_version) or idempotency_key_in_flight.",
     413: "request_too_large: the body is over 16 KiB.",
     415: "unsupported_media_type: the body is not sent as application/json.",
-    422: "validation_error (a rule refused the data, e.g. the amount) or idempotency_key_reused.",
+    422: "validation_error (a rule refused the data, e.g. the amount), same_account or "
+    "idempotency_key_reused.",
     503: "store_unavailable (nothing was recorded), outcome_unknown (the connection was lost after "
     "the command was sent: retry with the same Idempotency-Key), command_timed_out or "
     "auth_unavailable, with Retry-After.",
@@ -129,7 +133,7 @@ async def open_account(
     idempotency_key: IdempotencyKey = None,
 ) -> OpenedResponse:
     command = OpenAccount(data.owner, data.currency, data.account_id, data.expected_version)
-    outcome = await _bus(state).execute(command, _key(idempotency_key), client=client)
+    outcome = await _bus(state).execute(command, checked_key(idempotency_key), client=client)
     return OpenedResponse(outcome.account_id, outcome.version, outcome.position)
 
 
@@ -147,7 +151,7 @@ async def deposit(
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
     command = Deposit(_account_id(account_id), data.amount, data.expected_version, data.reference)
-    return _answer(await _bus(state).execute(command, _key(idempotency_key), client=client))
+    return _answer(await _bus(state).execute(command, checked_key(idempotency_key), client=client))
 
 
 @command(
@@ -164,7 +168,7 @@ async def withdraw(
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
     command = Withdraw(_account_id(account_id), data.amount, data.expected_version, data.reference)
-    return _answer(await _bus(state).execute(command, _key(idempotency_key), client=client))
+    return _answer(await _bus(state).execute(command, checked_key(idempotency_key), client=client))
 
 
 @command(
@@ -182,7 +186,35 @@ async def close_account(
 ) -> CommandResponse:
     expected = data.expected_version if data is not None else None
     command = CloseAccount(_account_id(account_id), expected)
-    return _answer(await _bus(state).execute(command, _key(idempotency_key), client=client))
+    return _answer(await _bus(state).execute(command, checked_key(idempotency_key), client=client))
+
+
+@command(
+    "/accounts/{account_id:str}/overdraft-limit",
+    status_code=200,
+    summary="Set the overdraft limit",
+    description="Withdrawals and outgoing transfers may then take the balance down to minus the "
+    "limit (0 by default). A limit below the account's current debt is 409 limit_below_balance.",
+    dto=StrictJSON[OverdraftLimitRequest],
+)
+async def set_overdraft_limit(
+    account_id: AccountIdPath,
+    data: OverdraftLimitRequest,
+    state: State,
+    client: NamedDependency[str],
+    idempotency_key: IdempotencyKey = None,
+) -> OverdraftLimitResponse:
+    command = SetOverdraftLimit(
+        _account_id(account_id), data.overdraft_limit, data.expected_version
+    )
+    outcome = await _bus(state).execute(command, checked_key(idempotency_key), client=client)
+    return OverdraftLimitResponse(
+        outcome.account_id,
+        outcome.version,
+        outcome.position,
+        format_money(outcome.balance),
+        format_money(command.limit),  # a retry has the same fingerprint, so the same limit
+    )
 
 
 @get(

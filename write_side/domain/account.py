@@ -18,6 +18,9 @@ from kernel.events import (
     DomainEvent,
     MoneyDeposited,
     MoneyWithdrawn,
+    OverdraftLimitSet,
+    TransferReceived,
+    TransferSent,
 )
 from kernel.identifiers import CURRENCY, OWNER
 from kernel.money import ZERO, format_money
@@ -29,12 +32,22 @@ from write_side.domain.errors import (
     BalanceNotZero,
     InsufficientFunds,
     InvalidCommand,
+    LimitBelowBalance,
 )
 
-SNAPSHOT_SCHEMA_VERSION = 1
+SNAPSHOT_SCHEMA_VERSION = 2
 """Bump when the snapshot's state shape changes, and add a step to SNAPSHOT_UPCASTERS (or none:
-snapshots older than the chain reaches are then ignored and the account is rebuilt from events)."""
-SNAPSHOT_UPCASTERS = UpcasterChain(current=SNAPSHOT_SCHEMA_VERSION)
+snapshots older than the chain reaches are then ignored and the account is rebuilt from events).
+1: the first shape. 2: `overdraft_limit`."""
+
+
+def _no_overdraft_before_limits(type_name: str, state: dict[str, Any]) -> dict[str, Any]:
+    return {**state, "overdraft_limit": "0.00"}
+
+
+SNAPSHOT_UPCASTERS = UpcasterChain(
+    current=SNAPSHOT_SCHEMA_VERSION, steps={1: _no_overdraft_before_limits}
+)
 
 
 @dataclass(slots=True)
@@ -46,6 +59,8 @@ class BankAccount:
     balance: Decimal = ZERO
     is_open: bool = False
     is_closed: bool = False
+    overdraft_limit: Decimal = ZERO
+    """How far below zero withdrawals and outgoing transfers may take the balance."""
 
     @classmethod
     def rebuild(cls, account_id: str, events: Iterable[DomainEvent]) -> BankAccount:
@@ -62,8 +77,12 @@ class BankAccount:
                 self.owner, self.currency, self.is_open = owner, currency, True
             case MoneyDeposited(amount=amount):
                 self.balance += amount
-            case MoneyWithdrawn(amount=amount):
+            case MoneyWithdrawn(amount=amount) | TransferSent(amount=amount):
                 self.balance -= amount
+            case TransferReceived(amount=amount):
+                self.balance += amount
+            case OverdraftLimitSet(limit=limit):
+                self.overdraft_limit = limit
             case AccountClosed():
                 self.is_open, self.is_closed = False, True
         self.version += 1
@@ -81,16 +100,39 @@ class BankAccount:
         return self._record(AccountOpened(owner=owner, currency=currency))
 
     def deposit(self, amount: Decimal, reference: str | None = None) -> list[DomainEvent]:
-        self._check_open()
+        self.check_open()
         return self._record(MoneyDeposited(amount=amount, reference=reference))
 
     def withdraw(self, amount: Decimal, reference: str | None = None) -> list[DomainEvent]:
-        self._check_open()
+        self.check_open()
         self._check_funds(amount)
         return self._record(MoneyWithdrawn(amount=amount, reference=reference))
 
+    def set_overdraft_limit(self, limit: Decimal) -> list[DomainEvent]:
+        self.check_open()
+        if self.balance < -limit:
+            raise LimitBelowBalance(
+                f"cannot set the overdraft limit to {format_money(limit)}: the balance is "
+                f"{format_money(self.balance)}"
+            )
+        return self._record(OverdraftLimitSet(limit=limit))
+
+    def send_transfer(
+        self, transfer_id: str, to: str, amount: Decimal, reference: str | None
+    ) -> list[DomainEvent]:
+        """The sending side; the receiving account must already be checked (transfer.py)."""
+        self.check_open()
+        self._check_funds(amount)
+        return self._record(TransferSent(transfer_id, to, amount, reference))
+
+    def receive_transfer(
+        self, transfer_id: str, sender: str, amount: Decimal, reference: str | None
+    ) -> list[DomainEvent]:
+        self.check_open()
+        return self._record(TransferReceived(transfer_id, sender, amount, reference))
+
     def close(self) -> list[DomainEvent]:
-        self._check_open()
+        self.check_open()
         if self.balance != ZERO:
             raise BalanceNotZero(
                 f"account {self.account_id!r} still holds {format_money(self.balance)}; "
@@ -98,16 +140,19 @@ class BankAccount:
             )
         return self._record(AccountClosed())
 
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
         if self.version == 0:
             raise AccountNotFound(f"account {self.account_id!r} does not exist")
         if self.is_closed:
             raise AccountIsClosed(f"account {self.account_id!r} is closed")
 
     def _check_funds(self, amount: Decimal) -> None:
-        if amount > self.balance:
+        if amount > self.balance + self.overdraft_limit:
+            limit = self.overdraft_limit
+            overdraft = f" and the overdraft limit {format_money(limit)}" if limit else ""
             raise InsufficientFunds(
-                f"cannot withdraw {format_money(amount)}: the balance is {format_money(self.balance)}"
+                f"cannot take {format_money(amount)} from account {self.account_id!r}: the "
+                f"balance is {format_money(self.balance)}{overdraft}"
             )
 
     def _record(self, event: DomainEvent) -> list[DomainEvent]:
@@ -123,6 +168,7 @@ class BankAccount:
             "balance": format_money(self.balance),
             "is_open": self.is_open,
             "is_closed": self.is_closed,
+            "overdraft_limit": format_money(self.overdraft_limit),
         }
 
     @classmethod
@@ -142,4 +188,5 @@ class BankAccount:
             balance=Decimal(state["balance"]),
             is_open=state["is_open"],
             is_closed=state["is_closed"],
+            overdraft_limit=Decimal(state["overdraft_limit"]),
         )

@@ -23,6 +23,18 @@ class AccountExists(LedgerError):
     code = ErrorCode.ACCOUNT_EXISTS
 
 
+class SameAccount(InvalidCommand):
+    """A transfer from an account to itself."""
+
+    code = ErrorCode.SAME_ACCOUNT
+
+
+class TransferIdTaken(LedgerError):
+    """The transfer id was already used by a transfer with another body."""
+
+    code = ErrorCode.TRANSFER_EXISTS
+
+
 class TransactionError(LedgerError):
     """A business rule refused the command."""
 
@@ -37,6 +49,30 @@ class AccountIsClosed(TransactionError):
 
 class BalanceNotZero(TransactionError):
     code = ErrorCode.BALANCE_NOT_ZERO
+
+
+class CurrencyMismatch(TransactionError):
+    code = ErrorCode.CURRENCY_MISMATCH
+
+
+class LimitBelowBalance(TransactionError):
+    """The new overdraft limit would leave the account's debt above it."""
+
+    code = ErrorCode.LIMIT_BELOW_BALANCE
+
+
+class BatchFailed(LedgerError):
+    """One command of an atomic batch was refused, so none was applied."""
+
+    code = ErrorCode.BATCH_FAILED
+
+    def __init__(self, failed_index: int, cause: LedgerError, size: int) -> None:
+        super().__init__(
+            f"command {failed_index} of the batch failed ({cause}); nothing was applied"
+        )
+        self.failed_index = failed_index
+        self.cause = cause
+        self.size = size
 
 
 class VersionConflict(LedgerError):

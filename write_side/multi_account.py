@@ -1,0 +1,177 @@
+"""What transfers and atomic batches share: commands that decide on several accounts at once and
+append all their events in one store transaction (`EventStore.append_many`).
+
+The pieces are the command bus's, applied to many accounts: accounts are loaded through the same
+repository (cached first, fresh after a lost race or to confirm a refusal), a lost version race is
+retried until the bus's deadline, and an `Idempotency-Key` answers a retry from the stored outcome.
+No lock is held while deciding: the store's append lock serialises the appends and the expected
+versions catch a decision made on stale state, so overlapping commands cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from kernel.events import DomainEvent
+from write_side.command_bus import Accounts, CommandBus, back_off
+from write_side.domain.account import BankAccount
+from write_side.domain.errors import (
+    CommandTimedOut,
+    IdempotencyKeyReused,
+    LedgerError,
+    StoreFailure,
+)
+from write_side.repository import LoadedAccount
+from write_side.store.records import (
+    CommandRecord,
+    ConcurrencyError,
+    DuplicateCommand,
+    MultiAppendResult,
+    TransferRecord,
+)
+
+T = TypeVar("T")
+
+
+class LedgerAccounts(Accounts, Protocol):
+    """The bus's repository, plus appends over several accounts and the ledger's transfer ids."""
+
+    async def save_many(
+        self,
+        accounts: Mapping[str, BankAccount],
+        new_events: Sequence[tuple[str, DomainEvent]],
+        expected_versions: Mapping[str, int],
+        metadata: dict[str, str],
+        command: CommandRecord | None = None,
+        transfers: Sequence[TransferRecord] = (),
+    ) -> MultiAppendResult: ...
+
+    async def find_transfer(self, transfer_id: str) -> TransferRecord | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MultiOutcome:
+    position: int
+    """The position of the append's last event: the read-your-writes token of every part."""
+    result: dict[str, Any]
+    """The answer without `position`, as stored for retries."""
+    replayed: bool = False
+
+
+@dataclass(slots=True)
+class Workspace:
+    """The accounts one attempt decides on, held in memory, and the events decided so far."""
+
+    repository: LedgerAccounts
+    fresh: bool
+    loaded: dict[str, LoadedAccount] = field(default_factory=dict)
+    expected: dict[str, int] = field(default_factory=dict)
+    events: list[tuple[str, DomainEvent]] = field(default_factory=list)
+
+    async def account(self, account_id: str) -> BankAccount:
+        if account_id not in self.loaded:
+            loaded = await self.repository.load(account_id, fresh=self.fresh)
+            self.loaded[account_id] = loaded
+            self.expected[account_id] = loaded.account.version
+        return self.loaded[account_id].account
+
+    def record(self, account_id: str, events: Sequence[DomainEvent]) -> None:
+        self.events.extend((account_id, event) for event in events)
+
+    @property
+    def used_cache(self) -> bool:
+        return any(loaded.from_cache for loaded in self.loaded.values())
+
+    async def save(
+        self, name: str, record: CommandRecord | None, transfers: Sequence[TransferRecord] = ()
+    ) -> MultiAppendResult:
+        written = {stream for stream, _ in self.events}
+        metadata = {"command": name, "correlation_id": uuid.uuid4().hex}
+        if record is not None:
+            metadata["idempotency_key"] = record.idempotency_key
+        accounts = {account_id: self.loaded[account_id].account for account_id in written}
+        expected = {account_id: self.expected[account_id] for account_id in written}
+        return await self.repository.save_many(
+            accounts, self.events, expected, metadata, record, transfers
+        )
+
+
+async def decide_confirmed(
+    repository: LedgerAccounts, fresh: bool, decide: Callable[[Workspace], Awaitable[T]]
+) -> tuple[Workspace, T]:
+    """`decide` on a new workspace; a refusal made on cached accounts is confirmed on fresh ones."""
+    workspace = Workspace(repository, fresh)
+    try:
+        return workspace, await decide(workspace)
+    except StoreFailure:
+        raise
+    except LedgerError:
+        if fresh or not workspace.used_cache:
+            raise
+    workspace = Workspace(repository, fresh=True)
+    return workspace, await decide(workspace)
+
+
+async def with_retries(deadline_s: float, attempt: Callable[[bool], Awaitable[T]]) -> T:
+    """`attempt(fresh)` until it does not lose a version race; only the first may use the cache."""
+    deadline = time.monotonic() + deadline_s
+    attempts = 0
+    while True:
+        try:
+            return await attempt(attempts > 0)
+        except ConcurrencyError:
+            pass
+        attempts += 1
+        if time.monotonic() >= deadline:
+            raise CommandTimedOut("the accounts are too busy right now; retry the command")
+        await back_off(attempts)
+
+
+async def once_per_key(
+    bus: CommandBus,
+    repository: LedgerAccounts,
+    key: str | None,
+    client: str,
+    fingerprint: str,
+    run: Callable[[CommandRecord | None], Awaitable[MultiOutcome]],
+) -> MultiOutcome:
+    """`run(record)`, or with an Idempotency-Key, the first outcome of this (client, key)."""
+    if key is None:
+        return await run(None)
+    async with bus.key_slot(client, key):
+        record = CommandRecord(key, fingerprint, "", 0, 0, {}, client)
+        earlier = await repository.find_command(client, key)
+        if earlier is not None:
+            return _replay(record, earlier)
+        try:
+            return await run(record)
+        except DuplicateCommand as duplicate:  # the same key won a race with us
+            return _replay(record, duplicate.record)
+        except StoreFailure:
+            raise
+        except LedgerError:
+            # Refused on the state a racing first attempt left behind: answer with its outcome.
+            earlier = await repository.find_command(client, key)
+            if earlier is None:
+                raise
+            return _replay(record, earlier)
+
+
+def keyed(
+    record: CommandRecord | None, stream_id: str, result: dict[str, Any]
+) -> CommandRecord | None:
+    """The idempotency record to append with an outcome, if the command came with a key."""
+    if record is None:
+        return None
+    return dataclasses.replace(record, stream_id=stream_id, result=result)
+
+
+def _replay(record: CommandRecord, earlier: CommandRecord) -> MultiOutcome:
+    if earlier.fingerprint != record.fingerprint:
+        raise IdempotencyKeyReused("this Idempotency-Key was already used for a different request")
+    return MultiOutcome(earlier.last_position, earlier.result, replayed=True)

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from write_side.api.json_body import StrictJSON
 from write_side.api.routes import IdempotencyKey, checked_key, command
@@ -69,7 +70,7 @@ def _with_position(result: dict[str, Any], position: int) -> dict[str, Any]:
     dto=StrictJSON[TransferRequest],
 )
 async def transfer(
-    data: TransferRequest,
+    data: JSONBody[TransferRequest],
     state: State,
     client: NamedDependency[str],
     idempotency_key: IdempotencyKey = None,
@@ -90,7 +91,7 @@ async def transfer(
     request_max_body_size=MAX_BATCH_BODY_BYTES,
 )
 async def batch(
-    data: BatchRequest,
+    data: JSONBody[BatchRequest],
     state: State,
     client: NamedDependency[str],
     idempotency_key: IdempotencyKey = None,

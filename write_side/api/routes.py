@@ -9,7 +9,7 @@ from litestar import Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
-from litestar.params import HeaderParameter, PathParameter, QueryParameter
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 
 from auth.guards import Principal, requires
 from kernel.errors import ErrorBody
@@ -127,7 +127,7 @@ adds `dto=StrictJSON[Body]`."""
     "/accounts", status_code=201, summary="Open an account", dto=StrictJSON[OpenAccountRequest]
 )
 async def open_account(
-    data: OpenAccountRequest,
+    data: JSONBody[OpenAccountRequest],
     state: State,
     client: NamedDependency[str],
     idempotency_key: IdempotencyKey = None,
@@ -145,7 +145,7 @@ async def open_account(
 )
 async def deposit(
     account_id: AccountIdPath,
-    data: AmountRequest,
+    data: JSONBody[AmountRequest],
     state: State,
     client: NamedDependency[str],
     idempotency_key: IdempotencyKey = None,
@@ -162,7 +162,7 @@ async def deposit(
 )
 async def withdraw(
     account_id: AccountIdPath,
-    data: AmountRequest,
+    data: JSONBody[AmountRequest],
     state: State,
     client: NamedDependency[str],
     idempotency_key: IdempotencyKey = None,
@@ -181,7 +181,7 @@ async def close_account(
     account_id: AccountIdPath,
     state: State,
     client: NamedDependency[str],
-    data: CloseAccountRequest | None = None,
+    data: JSONBody[CloseAccountRequest | None] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> CommandResponse:
     expected = data.expected_version if data is not None else None
@@ -199,7 +199,7 @@ async def close_account(
 )
 async def set_overdraft_limit(
     account_id: AccountIdPath,
-    data: OverdraftLimitRequest,
+    data: JSONBody[OverdraftLimitRequest],
     state: State,
     client: NamedDependency[str],
     idempotency_key: IdempotencyKey = None,

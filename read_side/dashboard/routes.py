@@ -13,6 +13,7 @@ from pathlib import Path
 from litestar import Response, get
 from litestar.enums import MediaType
 from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
 
 STATIC = files("read_side.dashboard") / "static"
 
@@ -48,4 +49,4 @@ dashboard_assets = create_static_files_router(
     cache_control=None,
 )
 
-DASHBOARD_ROUTES = [dashboard_page, dashboard_assets]
+DASHBOARD_ROUTES: list[ControllerRouterHandler] = [dashboard_page, dashboard_assets]

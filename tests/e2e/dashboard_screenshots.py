@@ -65,8 +65,10 @@ def _shoot(driver: WebDriver, query_url: str, token: str, width: int, path: Path
     driver.find_element(By.CSS_SELECTOR, "#accounts-table th[data-sort=balance] button").click()
     wait_for(
         driver,
-        lambda d: d.find_element(By.CSS_SELECTOR, "th[data-sort=balance]").get_attribute("aria-sort")
-        == "descending",
+        lambda d: (
+            d.find_element(By.CSS_SELECTOR, "th[data-sort=balance]").get_attribute("aria-sort")
+            == "descending"
+        ),
         "the balance order",
     )
     driver.find_element(By.CSS_SELECTOR, "tr[data-account-id=alice] button").click()

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -52,13 +53,28 @@ def headless_chromium(size: tuple[int, int] = DESKTOP) -> Iterator[WebDriver]:
         driver.quit()
 
 
-def visible_text(driver: WebDriver, css: str) -> str:
-    return " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, css))
+def texts(driver: WebDriver, css: str) -> list[str]:
+    """The visible text of every element matching `css`, read in one step: the live page may
+    redraw a table between two WebDriver calls, which would leave element handles stale."""
+    found = driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.innerText.trim())", css
+    )
+    return [str(text) for text in found]
+
+
+def click(driver: WebDriver, css: str) -> None:
+    """Click the element matching `css` now (found and clicked in one step, like `texts`)."""
+    driver.execute_script("document.querySelector(arguments[0]).click()", css)
 
 
 def wait_for(driver: WebDriver, condition: object, what: str) -> object:
     """Poll the page until `condition(driver)` is truthy; fail naming `what`."""
-    return WebDriverWait(driver, UI_TIMEOUT_S, poll_frequency=0.05).until(
+    return WebDriverWait(
+        driver,
+        UI_TIMEOUT_S,
+        poll_frequency=0.05,
+        ignored_exceptions=[StaleElementReferenceException],
+    ).until(
         condition,  # type: ignore[arg-type]
         message=f"the page never showed {what}",
     )

@@ -19,7 +19,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from bench.environment import delete_keys_containing
 from kernel.settings import Settings
-from tests.e2e.browser import DESKTOP, PHONE, headless_chromium, sign_in, wait_for
+from tests.e2e.browser import DESKTOP, PHONE, click, headless_chromium, sign_in, wait_for
 from tests.support import BANK, env_for, read_side_settings, running_services
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -62,7 +62,7 @@ def _shoot(driver: WebDriver, query_url: str, token: str, width: int, path: Path
     sign_in(driver, query_url, token)
     wait_for(driver, lambda d: "alice" in d.find_element(By.ID, "accounts-table").text, "alice")
     wait_for(driver, lambda d: d.find_element(By.ID, "projections-table").is_displayed(), "lag")
-    driver.find_element(By.CSS_SELECTOR, "#accounts-table th[data-sort=balance] button").click()
+    click(driver, "#accounts-table th[data-sort=balance] button")
     wait_for(
         driver,
         lambda d: (
@@ -71,7 +71,7 @@ def _shoot(driver: WebDriver, query_url: str, token: str, width: int, path: Path
         ),
         "the balance order",
     )
-    driver.find_element(By.CSS_SELECTOR, "tr[data-account-id=alice] button").click()
+    click(driver, "tr[data-account-id=alice] button")
     wait_for(driver, lambda d: d.find_element(By.ID, "account-detail").is_displayed(), "detail")
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(width, int(height) + 120)

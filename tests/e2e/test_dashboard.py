@@ -17,7 +17,14 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from kernel.settings import Settings
-from tests.e2e.browser import headless_chromium, require_chromium, sign_in, wait_for
+from tests.e2e.browser import (
+    click,
+    headless_chromium,
+    require_chromium,
+    sign_in,
+    texts,
+    wait_for,
+)
 from tests.support import BANK, env_for, read_side_settings, running_services
 
 KEY_STORAGE = "bank-dashboard-api-key"
@@ -68,8 +75,7 @@ def _text(driver: WebDriver, element_id: str) -> str:
 
 
 def _row(driver: WebDriver, account_id: str) -> list[str]:
-    cells = driver.find_elements(By.CSS_SELECTOR, f"tr[data-account-id='{account_id}'] td")
-    return [str(c.text) for c in cells]
+    return texts(driver, f"tr[data-account-id='{account_id}'] td")
 
 
 def _signed_in(driver: WebDriver) -> bool:
@@ -105,7 +111,7 @@ def test_a_deposit_made_while_the_page_is_open_shows_up_without_a_reload(
     bank.command(writer, "/accounts/carol/deposit", {"amount": "10.00"})
     sign_in(browser, bank.query_url, reader)
     wait_for(browser, lambda d: _row(d, "carol")[3:4] == ["10.00"], "carol's first balance")
-    browser.find_element(By.CSS_SELECTOR, "tr[data-account-id=carol] button").click()
+    click(browser, "tr[data-account-id=carol] button")
     wait_for(browser, lambda d: _text(d, "detail-balance") == "10.00", "carol's detail")
     browser.execute_script("window.stillTheSamePage = true")
 
@@ -147,17 +153,12 @@ def test_an_admin_key_sees_each_projections_checkpoint_head_and_lag(
     sign_in(browser, bank.query_url, admin)
 
     def caught_up(d: WebDriver) -> bool:
-        rows = d.find_elements(By.CSS_SELECTOR, "#projections-table tbody tr")
+        rows = texts(d, "#projections-table tbody tr")
         position = str(opened["position"])
-        return len(rows) == 2 and all(
-            r.text.split()[2:5] == [position, position, "0"] for r in rows
-        )
+        return len(rows) == 2 and all(r.split()[2:5] == [position, position, "0"] for r in rows)
 
     wait_for(browser, caught_up, "both projections at the head with no lag")
-    names = [
-        r.text.split()[0]
-        for r in browser.find_elements(By.CSS_SELECTOR, "#projections-table tbody tr")
-    ]
+    names = [row.split()[0] for row in texts(browser, "#projections-table tbody tr")]
     assert names == ["balances", "statements"]
     assert not browser.find_element(By.ID, "projections-note").is_displayed()
 
@@ -174,20 +175,19 @@ def test_the_accounts_table_sorts_by_balance_and_pages_with_the_keyset_cursor(
     sign_in(browser, bank.query_url, reader)
     wait_for(browser, lambda d: _text(d, "count-accounts") == "25", "25 accounts")
 
-    browser.find_element(By.CSS_SELECTOR, "th[data-sort=balance] button").click()
+    click(browser, "th[data-sort=balance] button")
     wait_for(browser, lambda d: _first_account(d) == "acct-24", "the richest account first")
     assert _account_ids(browser) == [f"acct-{n:02d}" for n in range(24, 4, -1)]
-    browser.find_element(By.ID, "accounts-next").click()
+    click(browser, "#accounts-next")
     wait_for(browser, lambda d: _first_account(d) == "acct-04", "the second page")
     assert _account_ids(browser) == [f"acct-{n:02d}" for n in range(4, -1, -1)]
     assert not browser.find_element(By.ID, "accounts-next").is_enabled()
-    browser.find_element(By.ID, "accounts-prev").click()
+    click(browser, "#accounts-prev")
     wait_for(browser, lambda d: _first_account(d) == "acct-24", "the first page again")
 
 
 def _account_ids(driver: WebDriver) -> list[str]:
-    rows = driver.find_elements(By.CSS_SELECTOR, "#accounts-table tbody tr[data-account-id]")
-    return [str(r.get_attribute("data-account-id")) for r in rows]
+    return texts(driver, "#accounts-table tbody tr[data-account-id] td:first-child")
 
 
 def _first_account(driver: WebDriver) -> str | None:

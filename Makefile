@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck clean bench wrk
+.PHONY: install run test lint typecheck clean bench wrk chromium
 
 # One environment for running, testing and benchmarking (the tests smoke-run the benchmarks).
 $(STAMP): pyproject.toml
@@ -22,6 +22,13 @@ wrk:
 		command -v apt-get >/dev/null 2>&1 || { echo "please install wrk (the HTTP load generator)"; exit 1; }; \
 		apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
+# The dashboard's browser tests drive Debian's headless chromium through its chromedriver
+# (Selenium); no browser is downloaded at test time.
+chromium:
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+		command -v apt-get >/dev/null 2>&1 || { echo "please install chromium and chromium-driver"; exit 1; }; \
+		apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
 run: install
 	$(BIN)/bank up
 
@@ -33,7 +40,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck wrk
+test: lint typecheck wrk chromium
 	$(BIN)/pytest
 
 # The benchmark suite (docs/benchmarks.md): wrk is the HTTP load generator, a Debian package.

@@ -80,6 +80,7 @@ def _print_banner(ports: StackPorts, token: str | None) -> None:
     query = f"http://{ports.host}:{ports.query_port}"
     click.echo(f"write API  {write}   (docs {write}/schema/swagger)")
     click.echo(f"query API  {query}   (docs {query}/schema/swagger)")
+    click.echo(f"dashboard  {query}/dashboard   (sign in with the API key)")
     if token is None:
         click.echo("authentication is OFF (BANK_AUTH=off)")
         auth = ""

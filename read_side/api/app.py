@@ -22,6 +22,7 @@ from auth.redis_resolver import RedisKeyResolver
 from kernel.settings import Settings
 from read_side.api.errors import EXCEPTION_HANDLERS
 from read_side.api.routes import ROUTES
+from read_side.dashboard.routes import DASHBOARD_ROUTES
 from read_side.freshness import CheckpointWatcher
 from read_side.readers import ReadModelReader
 
@@ -66,7 +67,7 @@ def create_query_app(settings: Settings) -> Litestar:
             await pool.aclose()
 
     return Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, *DASHBOARD_ROUTES],
         lifespan=[redis_client],
         dependencies={
             "reader": Provide(_provide_reader, sync_to_thread=False),

@@ -56,6 +56,11 @@ class ChangeLog:
         if not await self._redis.exists(stream):
             return
         info = await self._redis.xinfo_stream(stream)
-        trimmed = ChangeId.parse(str(info.get("max-deleted-entry-id", "0-0")))
-        if trimmed is not None and trimmed > since:
+        if int(info.get("entries-added", 0)) <= int(info.get("length", 0)):
+            return  # nothing was ever trimmed
+        first = info.get("first-entry")
+        oldest = ChangeId.parse(str(first[0])) if first else None
+        # Trimming removes the oldest entries: if the oldest kept one is after the client's, the
+        # ones between may be gone (Redis 7.0's XTRIM does not record which, so assume they are).
+        if oldest is None or oldest > since:
             raise ChangesLost("changes after that id were trimmed from the feed")

@@ -103,7 +103,7 @@ class RequestObserver:
                 "route": route,
                 "status": status,
                 "duration_ms": round(seconds * 1000, 2),
-            },  # fmt: skip
+            },
         )
         if self._on_finished is not None:
             handler = scope.get("route_handler")

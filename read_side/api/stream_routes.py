@@ -15,7 +15,7 @@ from typing import Annotated
 import msgspec
 from litestar import Response, get
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import HeaderParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from auth.guards import requires
@@ -31,8 +31,8 @@ Hub = NamedDependency[ChangeHub]
 Log = NamedDependency[ChangeLog]
 LastEventId = Annotated[
     str | None,
-    Parameter(
-        header="Last-Event-ID",
+    HeaderParameter(
+        name="Last-Event-ID",
         max_length=40,
         description="Resume after this change id (`<position>-<n>`, or a store position).",
     ),

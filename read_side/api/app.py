@@ -102,6 +102,7 @@ def create_query_app(settings: Settings) -> Litestar:
             "change_log": Provide(_provide_change_log, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        logging_config=None,  # the process configures logging (app/logs.py)
         plugins=[
             BearerAuth(RedisKeyResolver.from_settings(settings), enabled=settings.auth.enabled)
         ],

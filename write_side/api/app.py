@@ -103,6 +103,7 @@ def create_write_app(settings: Settings, publisher_factory: PublisherFactory) ->
         plugins=[BearerAuth(_key_resolver(settings), enabled=settings.auth.enabled)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
+        logging_config=None,  # the process configures logging (app/logs.py)
         openapi_config=OpenAPIConfig(
             title="Bank ledger: write API",
             version="1.0.0",

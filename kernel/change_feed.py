@@ -23,6 +23,9 @@ FEED_PROJECTION: Final = BALANCES
 """The projection whose batches write the feed (it knows balances and transfers)."""
 STREAM_MAXLEN: Final = 10_000
 """About this many changes are kept for resuming clients (approximate trimming)."""
+META_FEED_TIP: Final = "feed_tip"
+"""Generation meta field: the id of the newest change in the feed. A batch replayed after a lost
+checkpoint adds only changes after it (XADD refuses an id at or below the stream's newest)."""
 META_FEED_FROM: Final = "feed_from"
 """Generation meta field: the checkpoint before the first batch that wrote the feed; changes after
 it are in the stream unless trimmed."""

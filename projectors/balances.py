@@ -46,7 +46,7 @@ from kernel.read_model_layout import (
     balance_sort_member,
     summary_balance_field,
 )
-from projectors.change_feed import feed_of, stage_changes
+from projectors.change_feed import feed_of, feed_tip, stage_changes
 from projectors.projection import read_hashes
 
 logger = logging.getLogger(__name__)
@@ -168,5 +168,6 @@ class BalancesProjection:
             tx.hincrby(keys.summary, summary_balance_field(currency), cents)
         for transfer_id, transfer in change.transfers.items():
             tx.hset(keys.transfer(transfer_id), mapping=transfer.to_hash())
-        stage_changes(tx, keys, feed_of(change.balance_changes, change.transfers))
+        tip = await feed_tip(reader, keys)
+        stage_changes(tx, keys, feed_of(change.balance_changes, change.transfers), tip)
         return change.events

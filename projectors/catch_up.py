@@ -35,7 +35,7 @@ from kernel.settings import Settings
 from projectors import metrics
 from projectors.balances import BalancesProjection
 from projectors.batches import read_batch
-from projectors.change_feed import stage_progress
+from projectors.change_feed import feed_tip, stage_progress
 from projectors.head import RAISE_HEAD
 from projectors.lease import Guard, LeaseLost
 from projectors.projection import Projection
@@ -137,6 +137,7 @@ async def apply_batch(
             if int(await tx.hget(gkeys.meta, META_POSITION) or 0) != checkpoint:
                 return False
             head = int(await tx.get(ctx.keys.head) or 0)
+            tip = await feed_tip(tx, gkeys) if projection.name == FEED_PROJECTION else None
             tx.multi()  # type: ignore[no-untyped-call]  # redis-py leaves multi() unannotated
             applied = await projection.stage(ctx.redis, tx, gkeys, events)
             now = datetime.now(UTC).isoformat()
@@ -144,7 +145,7 @@ async def apply_batch(
             tx.hset(gkeys.meta, mapping={META_POSITION: last, META_ADVANCED_AT: now})
             tx.hincrby(gkeys.meta, META_EVENTS, applied)
             if projection.name == FEED_PROJECTION:
-                stage_progress(tx, gkeys, projection.name, checkpoint, last, head)
+                stage_progress(tx, gkeys, projection.name, (checkpoint, last), head, tip)
             seconds = time.monotonic() - (started if started is not None else time.monotonic())
             metrics.stage_batch(tx, ctx.keys.worker_metrics, projection.name, applied, seconds)
             await tx.execute()

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from kernel.change_feed import (
     BALANCE,
     META_FEED_FROM,
+    META_FEED_TIP,
     PROJECTION,
     STREAM_MAXLEN,
     TRANSFER,
     BalanceChange,
     Change,
+    ChangeId,
     ProjectionChange,
     TransferChange,
     encode,
@@ -65,8 +68,19 @@ def feed_of(
     return sorted(changes, key=lambda change: change.id)
 
 
-def stage_changes(tx: Pipeline, keys: GenerationKeys, changes: Iterable[Change]) -> None:
-    for change in changes:
+async def feed_tip(reader: Redis, keys: GenerationKeys) -> ChangeId | None:
+    raw = await reader.hget(keys.meta, META_FEED_TIP)
+    return ChangeId.parse(str(raw)) if raw is not None else None
+
+
+def stage_changes(
+    tx: Pipeline, keys: GenerationKeys, changes: Iterable[Change], tip: ChangeId | None
+) -> None:
+    """Queue the XADDs of the changes after `tip` (the feed's newest before this batch)."""
+    fresh = [change for change in changes if tip is None or change.id > tip]
+    if fresh:
+        tx.hset(keys.meta, META_FEED_TIP, str(fresh[-1].id))
+    for change in fresh:
         tx.xadd(
             keys.changes,
             change.fields(),  # type: ignore[arg-type]  # redis-py types fields too narrowly
@@ -77,9 +91,15 @@ def stage_changes(tx: Pipeline, keys: GenerationKeys, changes: Iterable[Change])
 
 
 def stage_progress(
-    tx: Pipeline, keys: GenerationKeys, name: str, before: int, checkpoint: int, head: int
+    tx: Pipeline,
+    keys: GenerationKeys,
+    name: str,
+    span: tuple[int, int],
+    head: int,
+    tip: ChangeId | None,
 ) -> None:
     """The batch's `projection` change, and where this generation's feed starts (first batch)."""
+    before, checkpoint = span
     tx.hsetnx(keys.meta, META_FEED_FROM, before)
     lag = max(head, checkpoint) - checkpoint
-    stage_changes(tx, keys, [encode(PROJECTION, ProjectionChange(name, checkpoint, lag))])
+    stage_changes(tx, keys, [encode(PROJECTION, ProjectionChange(name, checkpoint, lag))], tip)

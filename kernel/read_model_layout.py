@@ -268,6 +268,11 @@ class GenerationKeys:
         """Hash: `StoredSummary` (accounts, open_accounts, events, `balance:{currency}` cents)."""
         return f"{self.base}:summary"
 
+    @property
+    def changes(self) -> str:
+        """Stream: the change feed (`kernel/change_feed.py`), written in each batch's MULTI/EXEC."""
+        return f"{self.base}:changes"
+
     def statement(self, account_id: str) -> str:
         """Sorted set: score = stream version, member = the JSON statement entry."""
         return f"{self.base}:statement:{{{account_id}}}"
@@ -295,6 +300,12 @@ class ReadModelKeys:
     def catch_up_running(self) -> str:
         """Marker: a catch-up job is running and will look at the pending flag before it ends."""
         return f"{self.prefix}:projectors:running"
+
+    @property
+    def worker_metrics(self) -> str:
+        """Hash: the projection workers' counters and histogram buckets (`projectors/metrics.py`),
+        exported by the query API's `/metrics`."""
+        return f"{self.prefix}:metrics:worker"
 
     def live(self, projection: str) -> str:
         """String: the live generation of `projection`."""

@@ -11,7 +11,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -74,6 +74,9 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
 class LogSettings(msgspec.Struct, frozen=True, kw_only=True):
     level: str = "INFO"
     """`LOG_LEVEL`: the processes' log level."""
+    format: Literal["text", "json"] = "text"
+    """`BANK_LOG_FORMAT`: `text` (one readable line per record) or `json` (one JSON object per
+    line, with the request id)."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,6 +103,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "SWEEP_INTERVAL_S": ("worker", "sweep_interval_s"),
     "BANK_AUTH": ("auth", "enabled"),
     "LOG_LEVEL": ("log", "level"),
+    "BANK_LOG_FORMAT": ("log", "format"),
 }
 """Each environment variable and the setting it fills."""
 
@@ -127,6 +131,8 @@ def _parsed(name: str, raw: str) -> Any:
         return parse_duration(name, raw).total_seconds()
     if name == "LOG_LEVEL":
         return raw.upper()
+    if name == "BANK_LOG_FORMAT":
+        return raw.lower()
     return raw
 
 
@@ -135,6 +141,7 @@ _WANTED = {
     "command_deadline_ms": "a whole number of at least 1",
     "sweep_interval_s": "a whole number of at least 1",
     "prefix": "non-empty, without braces, colons or spaces",
+    "format": "'text' or 'json'",
 }
 
 

@@ -46,6 +46,7 @@ from kernel.read_model_layout import (
     balance_sort_member,
     summary_balance_field,
 )
+from projectors.change_feed import feed_of, feed_tip, stage_changes
 from projectors.projection import read_hashes
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class BalancesChange:
     totals: Counter[str] = field(default_factory=Counter)
     """Change of the total balance per currency, in cents (a transfer's two sides cancel out)."""
     transfers: dict[str, StoredTransfer] = field(default_factory=dict)
+    balance_changes: list[tuple[str, AccountBalance]] = field(default_factory=list)
+    """Every account state the batch passed through, in position order (the change feed)."""
 
 
 def fold(
@@ -73,6 +76,7 @@ def fold(
         updated = _apply(current, event, change)
         if updated is not None:
             change.after[event.stream_id] = updated
+            change.balance_changes.append((event.stream_id, updated))
             change.events += 1
     return change
 
@@ -164,4 +168,6 @@ class BalancesProjection:
             tx.hincrby(keys.summary, summary_balance_field(currency), cents)
         for transfer_id, transfer in change.transfers.items():
             tx.hset(keys.transfer(transfer_id), mapping=transfer.to_hash())
+        tip = await feed_tip(reader, keys)
+        stage_changes(tx, keys, feed_of(change.balance_changes, change.transfers), tip)
         return change.events

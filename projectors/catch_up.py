@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, WatchError
 
+from kernel.change_feed import FEED_PROJECTION
 from kernel.events import RecordedEvent
 from kernel.read_model_layout import (
     FIRST_GENERATION,
@@ -31,8 +32,10 @@ from kernel.read_model_layout import (
     ReadModelKeys,
 )
 from kernel.settings import Settings
+from projectors import metrics
 from projectors.balances import BalancesProjection
 from projectors.batches import read_batch
+from projectors.change_feed import feed_tip, stage_progress
 from projectors.head import RAISE_HEAD
 from projectors.lease import Guard, LeaseLost
 from projectors.projection import Projection
@@ -111,8 +114,12 @@ async def apply_batch(
     target: Target,
     checkpoint: int,
     events: Sequence[RecordedEvent],
+    *,
+    started: float | None = None,
 ) -> bool:
-    """Apply `events` (read after `checkpoint`) and the new checkpoint in one transaction.
+    """Apply `events` (read after `checkpoint`) and the new checkpoint in one transaction, with the
+    change feed's entries (for the feed's projection) and the worker's counts (`started` is when
+    the batch began, by `time.monotonic()`).
 
     False when the checkpoint moved since it was read (the caller re-reads and retries); raises
     GenerationMoved when the live pointer changed, LeaseLost when the target's guard lock did.
@@ -129,11 +136,18 @@ async def apply_batch(
                 raise GenerationMoved(projection.name)
             if int(await tx.hget(gkeys.meta, META_POSITION) or 0) != checkpoint:
                 return False
+            head = int(await tx.get(ctx.keys.head) or 0)
+            tip = await feed_tip(tx, gkeys) if projection.name == FEED_PROJECTION else None
             tx.multi()  # type: ignore[no-untyped-call]  # redis-py leaves multi() unannotated
             applied = await projection.stage(ctx.redis, tx, gkeys, events)
             now = datetime.now(UTC).isoformat()
-            tx.hset(gkeys.meta, mapping={META_POSITION: events[-1].position, META_ADVANCED_AT: now})
+            last = events[-1].position
+            tx.hset(gkeys.meta, mapping={META_POSITION: last, META_ADVANCED_AT: now})
             tx.hincrby(gkeys.meta, META_EVENTS, applied)
+            if projection.name == FEED_PROJECTION:
+                stage_progress(tx, gkeys, projection.name, (checkpoint, last), head, tip)
+            seconds = time.monotonic() - (started if started is not None else time.monotonic())
+            metrics.stage_batch(tx, ctx.keys.worker_metrics, projection.name, applied, seconds)
             await tx.execute()
         except WatchError:
             return False
@@ -170,6 +184,7 @@ async def drain(
             into = Target(live, live)
         else:
             into = target
+        started = time.monotonic()
         checkpoint = await checkpoint_of(ctx, projection.name, into.generation)
         events = await read_batch(ctx.store, checkpoint, batch_size)
         if until is not None:  # a checkpoint, so never inside a store transaction
@@ -177,7 +192,7 @@ async def drain(
         if not events:
             return passed
         try:
-            if await apply_batch(ctx, projection, into, checkpoint, events):
+            if await apply_batch(ctx, projection, into, checkpoint, events, started=started):
                 passed += len(events)
                 await ctx.redis.eval(RAISE_HEAD, 1, ctx.keys.head, events[-1].position)
                 if on_batch is not None:
@@ -273,6 +288,7 @@ async def run_catch_up(
     started = time.monotonic()
     passed = {projection.name: 0 for projection in PROJECTIONS}
     async with open_context(settings) as ctx:
+        await metrics.count_catch_up_run(ctx.redis, ctx.keys.worker_metrics)
         try:
             while True:
                 await ctx.redis.set(ctx.keys.catch_up_running, 1, ex=RUNNING_TTL_S)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernel.change_feed import META_FEED_FROM
 from kernel.read_model_layout import META_ADVANCED_AT
 from projectors.catch_up import (
     ProjectionContext,
@@ -32,8 +33,9 @@ from projectors.lease import Lease
 from projectors.projection import Projection
 from projectors.rebuild import rebuild_lease
 
-VOLATILE_FIELDS = frozenset({META_ADVANCED_AT})
-"""Fields that say when a projection ran, not what it holds."""
+VOLATILE_FIELDS = frozenset({META_ADVANCED_AT, META_FEED_FROM})
+"""Fields that say when a projection ran (or since when it fed the change feed), not what it
+holds."""
 MAX_REPORTED = 50
 ALIGN_ATTEMPTS = 5
 COMPARE_CHUNK = 500

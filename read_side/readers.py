@@ -219,6 +219,10 @@ class ReadModelReader:
             events_projected=stored.events,
         )
 
+    async def worker_metrics(self) -> dict[str, str]:
+        """The workers' counters and histogram buckets (`projectors/metrics.py`)."""
+        return await self._hash(self._keys.worker_metrics)
+
     async def projections(self, store_head: int | None = None) -> list[ProjectionStatus]:
         """Where each projection stands. The head is the one announced to Redis unless the caller
         read the store's own (`bank projections status` does)."""

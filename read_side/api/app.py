@@ -19,12 +19,17 @@ from redis.backoff import ExponentialBackoff
 
 from auth.middleware import BearerAuth
 from auth.redis_resolver import RedisKeyResolver
+from kernel.read_model_layout import ReadModelKeys
 from kernel.settings import Settings
 from read_side.api.errors import EXCEPTION_HANDLERS
 from read_side.api.routes import ROUTES
+from read_side.api.stream_routes import STREAM_ROUTES
+from read_side.change_hub import BLOCK_MS, ChangeHub
+from read_side.change_log import ChangeLog
 from read_side.dashboard.routes import DASHBOARD_ROUTES
 from read_side.freshness import CheckpointWatcher
 from read_side.readers import ReadModelReader
+from web.observer import observe
 
 SOCKET_TIMEOUT_S = 2.0
 MAX_REDIS_CONNECTIONS = 64
@@ -38,6 +43,16 @@ def _provide_reader(state: State) -> ReadModelReader:
 def _provide_watcher(state: State) -> CheckpointWatcher:
     watcher: CheckpointWatcher = state.watcher
     return watcher
+
+
+def _provide_hub(state: State) -> ChangeHub:
+    hub: ChangeHub = state.hub
+    return hub
+
+
+def _provide_change_log(state: State) -> ChangeLog:
+    log: ChangeLog = state.change_log
+    return log
 
 
 def create_query_app(settings: Settings) -> Litestar:
@@ -60,20 +75,35 @@ def create_query_app(settings: Settings) -> Litestar:
         reader = ReadModelReader(client, settings.redis.prefix)
         app.state.reader = reader
         app.state.watcher = CheckpointWatcher(reader)
+        keys = ReadModelKeys(settings.redis.prefix)
+        app.state.change_log = ChangeLog(client, keys)
+        # The hub's blocking XREAD gets a connection of its own, with a timeout beyond the block.
+        hub_client = Redis.from_url(
+            settings.redis.url,
+            decode_responses=True,
+            socket_connect_timeout=SOCKET_TIMEOUT_S,
+            socket_timeout=BLOCK_MS / 1000 + SOCKET_TIMEOUT_S,
+        )
+        app.state.hub = ChangeHub(hub_client, keys)
         try:
             yield
         finally:
+            await app.state.hub.close()
+            await hub_client.aclose()
             await client.aclose()
             await pool.aclose()
 
-    return Litestar(
-        route_handlers=[*ROUTES, *DASHBOARD_ROUTES],
+    app = Litestar(
+        route_handlers=[*ROUTES, *STREAM_ROUTES, *DASHBOARD_ROUTES],
         lifespan=[redis_client],
         dependencies={
             "reader": Provide(_provide_reader, sync_to_thread=False),
             "watcher": Provide(_provide_watcher, sync_to_thread=False),
+            "hub": Provide(_provide_hub, sync_to_thread=False),
+            "change_log": Provide(_provide_change_log, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        logging_config=None,  # the process configures logging (app/logs.py)
         plugins=[
             BearerAuth(RedisKeyResolver.from_settings(settings), enabled=settings.auth.enabled)
         ],
@@ -85,3 +115,4 @@ def create_query_app(settings: Settings) -> Litestar:
             render_plugins=[SwaggerRenderPlugin()],
         ),
     )
+    return observe(app, "query")

@@ -18,12 +18,15 @@ from auth.middleware import BearerAuth
 from auth.sql_resolver import POOL_SIZE as KEY_STORE_POOL_SIZE
 from auth.sql_resolver import SqlKeyResolver
 from kernel.settings import Settings
+from web.metrics import exposition
+from web.observer import observe
 from write_side.account_cache import CachedAccounts
 from write_side.api import ledger_routes, routes
 from write_side.api.errors import EXCEPTION_HANDLERS
 from write_side.api.schemas import HealthResponse
 from write_side.batches import BatchRunner
 from write_side.command_bus import CommandBus
+from write_side.metrics import count_command
 from write_side.publisher import EventPublisher
 from write_side.repository import AccountRepository
 from write_side.store.database import create_async_store_engine
@@ -57,6 +60,11 @@ async def health(state: State) -> Response[HealthResponse]:
     return Response(HealthResponse("ok", "ok"))
 
 
+@get("/metrics", summary="Prometheus metrics of every worker process of this server")
+async def metrics() -> Response[bytes]:
+    return exposition()
+
+
 def create_write_app(settings: Settings, publisher_factory: PublisherFactory) -> Litestar:
     """The write API. `publisher_factory` makes what tells the read side about commits (the
     shell passes the projectors' nudge; tests may pass a publisher that does nothing)."""
@@ -78,7 +86,7 @@ def create_write_app(settings: Settings, publisher_factory: PublisherFactory) ->
             await publisher.close()
             await engine.dispose()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             routes.open_account,
             routes.deposit,
@@ -89,11 +97,13 @@ def create_write_app(settings: Settings, publisher_factory: PublisherFactory) ->
             ledger_routes.batch,
             routes.account_events,
             health,
+            metrics,
         ],
         lifespan=[lifespan],
         plugins=[BearerAuth(_key_resolver(settings), enabled=settings.auth.enabled)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
+        logging_config=None,  # the process configures logging (app/logs.py)
         openapi_config=OpenAPIConfig(
             title="Bank ledger: write API",
             version="1.0.0",
@@ -103,6 +113,7 @@ def create_write_app(settings: Settings, publisher_factory: PublisherFactory) ->
         ),
         debug=False,
     )
+    return observe(app, "write", count_command)
 
 
 def _key_resolver(settings: Settings) -> SqlKeyResolver:

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from write_side.domain.errors import OutcomeUnknown, StoreUnavailable
+from write_side.metrics import APPEND_BATCH_SIZE
 
 MAX_BATCH = 256
 
@@ -118,6 +119,7 @@ class AppendBatcher:
             outcomes[item] = AppendOutcome(*answer)
         if any(outcome is None for outcome in outcomes):
             raise RuntimeError("bank_append_batch() did not answer for every append")
+        APPEND_BATCH_SIZE.observe(len(appends))
         return [outcome for outcome in outcomes if outcome is not None]
 
 

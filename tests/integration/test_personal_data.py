@@ -107,3 +107,19 @@ async def test_a_forgotten_account_reads_erased_everywhere_and_still_moves_money
     async with store.engine.connect() as conn:
         key = (await conn.execute(sa.select(personal_keys.c.wrapped_key))).scalar_one()
     assert key is None
+
+
+async def test_racing_openers_share_one_key_and_a_forgotten_account_never_gets_another(
+    store: EventStore,
+) -> None:
+    keys = PersonalKeys(store.engine, MasterKey(new_master_key_text()))
+
+    first = await keys.create(["x", "y"])
+    second = await keys.create(["x"])
+
+    assert second.keys["x"] == first.keys["x"]
+    await keys.destroy("x")
+    await keys.destroy("never-keyed")  # a tombstone even without a key
+    after = await keys.create(["x", "never-keyed", "z"])
+    assert sorted(after.keys) == ["z"]
+    assert after.erased == {"x", "never-keyed"}

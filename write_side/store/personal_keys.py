@@ -7,17 +7,26 @@ A row with a NULL key is a tombstone: the account was forgotten, its sealed fiel
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kernel.master_key import MasterKey
 from kernel.personal_data import new_data_key
 from write_side.store.schema import personal_keys
+
+CREATE_KEYS = sa.text(
+    "SELECT stream_id, wrapped_key FROM bank_create_personal_keys(:ids, :wrapped, :at)"
+).bindparams(
+    sa.bindparam("ids", type_=sa.ARRAY(sa.Text)),
+    sa.bindparam("wrapped", type_=sa.ARRAY(sa.LargeBinary)),
+    sa.bindparam("at", type_=sa.DateTime(timezone=True)),
+)
 
 
 class MasterKeyMissing(RuntimeError):
@@ -54,20 +63,24 @@ class PersonalKeys:
     async def create(self, account_ids: Collection[str]) -> AccountKeys:
         """A key for each of `account_ids` (an existing one is kept: racing openers share it)."""
         master = self._required_master()
+        ids = list(account_ids)
+        wrapped = [master.wrap(a, new_data_key()) for a in ids]
         now = datetime.now(UTC)
-        rows = [
-            {"stream_id": a, "wrapped_key": master.wrap(a, new_data_key()), "created_at": now}
-            for a in account_ids
+        if self._postgres:  # one round trip, no flush of its own (migration 0007)
+            async with self._engine.connect() as conn:
+                rows = (
+                    await conn.execute(CREATE_KEYS, {"ids": ids, "wrapped": wrapped, "at": now})
+                ).all()
+            return self._opened(rows)
+        from sqlalchemy.dialects.sqlite import insert
+
+        values = [
+            {"stream_id": a, "wrapped_key": w, "created_at": now}
+            for a, w in zip(ids, wrapped, strict=True)
         ]
-        insert: Any
-        if self._postgres:
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        statement = insert(personal_keys).values(rows).on_conflict_do_nothing()
         async with self._engine.begin() as conn:
-            await conn.execute(statement)
-        return await self.of(account_ids)
+            await conn.execute(insert(personal_keys).values(values).on_conflict_do_nothing())
+        return await self.of(ids)
 
     async def of(self, account_ids: Collection[str]) -> AccountKeys:
         query = sa.select(personal_keys.c.stream_id, personal_keys.c.wrapped_key).where(
@@ -75,6 +88,9 @@ class PersonalKeys:
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
+        return self._opened(rows)
+
+    def _opened(self, rows: Sequence[Row[Any]]) -> AccountKeys:
         keys: dict[str, bytes] = {}
         erased: set[str] = set()
         for stream_id, wrapped in rows:

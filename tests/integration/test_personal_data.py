@@ -3,6 +3,7 @@ account's key, and forgetting an account destroys the key while its money stays.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 
@@ -123,3 +124,35 @@ async def test_racing_openers_share_one_key_and_a_forgotten_account_never_gets_a
     after = await keys.create(["x", "never-keyed", "z"])
     assert sorted(after.keys) == ["z"]
     assert after.erased == {"x", "never-keyed"}
+
+
+async def test_concurrent_openings_share_statements_and_racers_for_one_id_get_one_key(
+    pg_store: EventStore,
+) -> None:
+    keys = PersonalKeys(pg_store.engine, MasterKey(new_master_key_text()))
+
+    results = await asyncio.gather(*(keys.create([f"acc-{n % 8}"]) for n in range(64)))
+
+    by_id: dict[str, set[bytes]] = {}
+    for found in results:
+        for account_id, key in found.keys.items():
+            by_id.setdefault(account_id, set()).add(key)
+    assert sorted(by_id) == [f"acc-{n}" for n in range(8)]
+    assert all(len(found) == 1 for found in by_id.values())
+
+
+async def test_a_refused_key_statement_fails_every_opening_that_shared_it(
+    pg_store: EventStore,
+) -> None:
+    keys = PersonalKeys(pg_store.engine, MasterKey(new_master_key_text()))
+
+    outcomes = await asyncio.gather(
+        keys.create(["x" * 65]),  # longer than the column: PostgreSQL refuses the statement
+        keys.create(["fine"]),
+        return_exceptions=True,
+    )
+
+    # Both were queued before the statement went out (asyncio runs ready tasks in order).
+    assert all(isinstance(outcome, sa.exc.DBAPIError) for outcome in outcomes)
+    again = await keys.create(["fine"])  # the batcher is not stuck
+    assert list(again.keys) == ["fine"]

@@ -7,17 +7,16 @@ A row with a NULL key is a tombstone: the account was forgotten, its sealed fiel
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kernel.master_key import MasterKey
 from kernel.personal_data import new_data_key
+from write_side.store.key_batcher import KeyBatcher, KeyRows
 from write_side.store.schema import personal_keys
 
 CREATE_KEYS = sa.text(
@@ -54,6 +53,7 @@ class PersonalKeys:
         self._engine = engine
         self._master = master
         self._postgres = engine.dialect.name == "postgresql"
+        self._batcher = KeyBatcher(self._create_postgres)
 
     @property
     def sealing(self) -> bool:
@@ -66,12 +66,8 @@ class PersonalKeys:
         ids = list(account_ids)
         wrapped = [master.wrap(a, new_data_key()) for a in ids]
         now = datetime.now(UTC)
-        if self._postgres:  # one round trip, no flush of its own (migration 0007)
-            async with self._engine.connect() as conn:
-                rows = (
-                    await conn.execute(CREATE_KEYS, {"ids": ids, "wrapped": wrapped, "at": now})
-                ).all()
-            return self._opened(rows)
+        if self._postgres:  # shared, one round trip, no flush of its own (migration 0007)
+            return self._opened(await self._batcher.create(ids, wrapped))
         from sqlalchemy.dialects.sqlite import insert
 
         values = [
@@ -88,9 +84,15 @@ class PersonalKeys:
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return self._opened(rows)
+        return self._opened([(stream_id, key) for stream_id, key in rows])
 
-    def _opened(self, rows: Sequence[Row[Any]]) -> AccountKeys:
+    async def _create_postgres(self, ids: list[str], wrapped: list[bytes]) -> KeyRows:
+        params = {"ids": ids, "wrapped": wrapped, "at": datetime.now(UTC)}
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(CREATE_KEYS, params)).all()
+        return [(stream_id, key) for stream_id, key in rows]
+
+    def _opened(self, rows: KeyRows) -> AccountKeys:
         keys: dict[str, bytes] = {}
         erased: set[str] = set()
         for stream_id, wrapped in rows:

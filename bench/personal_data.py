@@ -91,9 +91,18 @@ async def _measure(env: BenchEnv, config: BenchConfig, outcome: Outcome) -> None
     finally:
         await engine.dispose()
     t = TITLE
-    for index, what in ((0, "open account"), (1, "deposit")):
-        clear_rate = statistics.median(r[index] for r in rates[False])
-        sealed_rate = statistics.median(r[index] for r in rates[True])
+    clear = [statistics.median(r[i] for r in rates[False]) for i in (0, 1)]
+    seal = [statistics.median(r[i] for r in rates[True]) for i in (0, 1)]
+    # An account's life here: one opening, then DEPOSITS_PER_ACCOUNT deposits.
+    mix = [
+        (1 + DEPOSITS_PER_ACCOUNT) / (1 / rate[0] + DEPOSITS_PER_ACCOUNT / rate[1])
+        for rate in (clear, seal)
+    ]
+    for what, clear_rate, sealed_rate in (
+        ("open account", clear[0], seal[0]),
+        ("deposit", clear[1], seal[1]),
+        (f"mix: 1 opening + {DEPOSITS_PER_ACCOUNT} deposits", mix[0], mix[1]),
+    ):
         cost = clear_rate / sealed_rate  # time per command, sealed over clear
         outcome.figures += [
             Figure(t, f"{what}, owners in clear (baseline)", clear_rate, "commands/s"),

@@ -66,7 +66,9 @@ MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 def write_api(host: str, port: int, workers: int) -> None:
     """Serve the write API (commands in, events appended)."""
-    load_settings()
+    from app.personal_data_cli import refuse_without_master_key
+
+    refuse_without_master_key(load_settings())
     click.echo(f"write API on http://{host}:{port} (docs: http://{host}:{port}/schema)")
     _serve("app.wiring:write_api_from_env", host, port, workers)
 
@@ -90,9 +92,11 @@ def worker(burst: bool) -> None:
     """Run the RQ projection worker (and its periodic safety sweep)."""
     from app.logs import configure_logging
     from app.operational import explain_operational_errors
+    from app.personal_data_cli import refuse_without_master_key
     from projectors.worker import run_worker
 
     settings = load_settings()
+    refuse_without_master_key(settings)
     configure_logging(settings.log)
     with explain_operational_errors("run the projection worker"):
         run_worker(settings, burst=burst)
@@ -107,12 +111,13 @@ def up(host: str, write_port: int, query_port: int) -> None:
     from pathlib import Path
 
     from app.operational import explain_operational_errors
+    from app.personal_data_cli import with_local_master_key
     from app.stack import LOCAL_KEY_FILE, StackPorts, run_stack
     from auth.local_key import ensure_local_key
     from write_side.store.database import create_sync_store_engine
     from write_side.store.migrate import upgrade_to_head
 
-    settings = load_settings()
+    settings = with_local_master_key(load_settings())
     token = None
     with explain_operational_errors("migrate the event store"):
         upgrade_to_head(settings.store.database_url)
@@ -168,10 +173,12 @@ def _redacted(url: str) -> str:
 
 def _register_groups() -> None:
     from app.apikey_cli import apikey
+    from app.personal_data_cli import forget
     from app.projections_cli import projections
 
     bank.add_command(apikey)
     bank.add_command(projections)
+    bank.add_command(forget)
 
 
 _register_groups()

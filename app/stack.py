@@ -146,6 +146,8 @@ def run_stack(ports: StackPorts, data_dir: Path, settings: Settings, token: str 
         if token is not None:
             mirror_keys_now(settings, redis_url)
         env = dict(os.environ, REDIS_URL=redis_url)
+        if settings.personal_data.master_key:
+            env["BANK_MASTER_KEY"] = settings.personal_data.master_key
         host, wp, qp = ports.host, str(ports.write_port), str(ports.query_port)
         commands = [
             _bank_command("write-api", "--host", host, "--port", wp),

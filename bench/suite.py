@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import aggregate_load, append, lag, peer, query_http, rebuild, write_http
+from bench import (
+    aggregate_load,
+    append,
+    lag,
+    peer,
+    personal_data,
+    query_http,
+    rebuild,
+    write_http,
+)
 from bench.config import BenchConfig
 from bench.environment import BenchEnv
 from bench.results import Outcome
@@ -20,6 +29,15 @@ class Benchmark:
 
 BENCHMARKS = tuple(
     Benchmark(module.NAME, module.TITLE, module.run)
-    for module in (write_http, append, aggregate_load, rebuild, lag, query_http, peer)
+    for module in (
+        write_http,
+        append,
+        aggregate_load,
+        rebuild,
+        lag,
+        query_http,
+        peer,
+        personal_data,
+    )
 )
 BY_NAME = {benchmark.name: benchmark for benchmark in BENCHMARKS}

@@ -16,14 +16,17 @@ from typing import Any, TypeAlias
 
 import msgspec
 
+from kernel.personal_data import Personal
 from kernel.upcasting import Payload, UpcasterChain
 
-SCHEMA_VERSION = 2
-"""1: the first shapes. 2: deposits and withdrawals carry an optional `reference`."""
+SCHEMA_VERSION = 3
+"""1: the first shapes. 2: deposits and withdrawals carry an optional `reference`. 3: personal
+fields (`AccountOpened.owner`) may be stored sealed, `{"enc": "..."}` (kernel/personal_data.py)."""
 
 
 class AccountOpened(msgspec.Struct, frozen=True):
-    owner: str
+    owner: Personal
+    """Clear text when decided; sealed as stored with encryption on (PERSONAL_FIELDS)."""
     currency: str
 
 
@@ -66,6 +69,11 @@ class TransferReceived(msgspec.Struct, frozen=True, omit_defaults=True):
     reference: str | None = None
 
 
+class PersonalDataErased(msgspec.Struct, frozen=True):
+    """The account's personal-data key was destroyed (`bank forget`): from here on its personal
+    fields read as `[erased]`. The account itself, its money and its history stay."""
+
+
 DomainEvent: TypeAlias = (
     AccountOpened
     | MoneyDeposited
@@ -74,6 +82,7 @@ DomainEvent: TypeAlias = (
     | OverdraftLimitSet
     | TransferSent
     | TransferReceived
+    | PersonalDataErased
 )
 
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
@@ -86,6 +95,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         OverdraftLimitSet,
         TransferSent,
         TransferReceived,
+        PersonalDataErased,
     )
 }
 
@@ -110,7 +120,17 @@ def _reference_on_money_movements(type_name: str, payload: Payload) -> Payload:
     return payload
 
 
-UPCASTERS = UpcasterChain(current=SCHEMA_VERSION, steps={1: _reference_on_money_movements})
+def _personal_fields_may_be_sealed(type_name: str, payload: Payload) -> Payload:
+    """Version 3 only widened personal fields (clear text or sealed): a version-2 payload, which
+    holds them in clear, is already a valid version-3 one. The bump keeps older code from
+    misreading a sealed field as a name (it refuses version 3 with CannotUpcast)."""
+    return payload
+
+
+UPCASTERS = UpcasterChain(
+    current=SCHEMA_VERSION,
+    steps={1: _reference_on_money_movements, 2: _personal_fields_may_be_sealed},
+)
 
 
 def event_from_payload(

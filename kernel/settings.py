@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from kernel.master_key import InvalidMasterKey, master_key_bytes
+
 DEFAULT_SQLITE_PATH = Path("var") / "bank.db"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
@@ -71,6 +73,13 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     """`BANK_AUTH`: bearer-token authentication on both APIs; only `off` switches it off."""
 
 
+class PersonalDataSettings(msgspec.Struct, frozen=True, kw_only=True):
+    master_key: str | None = None
+    """`BANK_MASTER_KEY`: base64 of 32 random bytes that wraps every account's personal-data key.
+    Unset: personal data is written in clear, and processes that need to read it refuse to start
+    when the store already holds encrypted data."""
+
+
 class LogSettings(msgspec.Struct, frozen=True, kw_only=True):
     level: str = "INFO"
     """`LOG_LEVEL`: the processes' log level."""
@@ -85,6 +94,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
+    personal_data: PersonalDataSettings = msgspec.field(default_factory=PersonalDataSettings)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -104,6 +114,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "BANK_AUTH": ("auth", "enabled"),
     "LOG_LEVEL": ("log", "level"),
     "BANK_LOG_FORMAT": ("log", "format"),
+    "BANK_MASTER_KEY": ("personal_data", "master_key"),
 }
 """Each environment variable and the setting it fills."""
 
@@ -133,6 +144,11 @@ def _parsed(name: str, raw: str) -> Any:
         return raw.upper()
     if name == "BANK_LOG_FORMAT":
         return raw.lower()
+    if name == "BANK_MASTER_KEY":
+        try:
+            master_key_bytes(raw)
+        except InvalidMasterKey as exc:
+            raise SettingsError(str(exc)) from None
     return raw
 
 

@@ -28,12 +28,14 @@ from kernel.events import (
     MoneyDeposited,
     MoneyWithdrawn,
     OverdraftLimitSet,
+    PersonalDataErased,
     RecordedEvent,
     TransferReceived,
     TransferSent,
     UnknownEventType,
 )
 from kernel.money import to_cents
+from kernel.personal_data import ERASED, shown
 from kernel.read_model_layout import (
     BALANCES,
     SUMMARY_ACCOUNTS,
@@ -98,7 +100,8 @@ def _apply(
             return None
         change.accounts += 1
         change.open_accounts += 1
-        return AccountBalance(domain.owner, domain.currency, 0, "open", version, position, at)
+        owner = shown(domain.owner)  # revealed before the fold (catch_up.py); sealed: erased
+        return AccountBalance(owner, domain.currency, 0, "open", version, position, at)
     if current is None:
         logger.warning("balances: %s for unopened account %s skipped", event.type, event.stream_id)
         return None
@@ -115,6 +118,8 @@ def _apply(
     if isinstance(domain, AccountClosed):
         change.open_accounts -= 1 if current.status == "open" else 0
         return replace(moved, status="closed")
+    if isinstance(domain, PersonalDataErased):
+        return replace(moved, owner=ERASED)
     return None
 
 

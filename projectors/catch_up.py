@@ -24,6 +24,7 @@ from redis.exceptions import LockError, WatchError
 
 from kernel.change_feed import FEED_PROJECTION
 from kernel.events import RecordedEvent
+from kernel.master_key import MasterKey, master_key_of
 from kernel.read_model_layout import (
     FIRST_GENERATION,
     META_ADVANCED_AT,
@@ -40,8 +41,10 @@ from projectors.head import RAISE_HEAD
 from projectors.lease import Guard, LeaseLost
 from projectors.projection import Projection
 from projectors.statements import StatementsProjection
+from write_side.personal_data import PersonalData
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
+from write_side.store.personal_keys import PersonalKeys
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +67,11 @@ class ProjectionContext:
     redis: Redis
     store: EventStore
     keys: ReadModelKeys
+    master_key: MasterKey | None = None
+    """Opens the accounts' keys, so the folds see owners in clear (or `[erased]`)."""
+
+    async def revealed(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
+        return await PersonalData(PersonalKeys(self.store.engine, self.master_key)).reveal(events)
 
 
 @asynccontextmanager
@@ -74,7 +82,12 @@ async def open_context(settings: Settings) -> AsyncIterator[ProjectionContext]:
         settings.redis.url, decode_responses=True, socket_connect_timeout=2, socket_timeout=10
     )
     try:
-        yield ProjectionContext(redis, EventStore(engine), ReadModelKeys(settings.redis.prefix))
+        yield ProjectionContext(
+            redis,
+            EventStore(engine),
+            ReadModelKeys(settings.redis.prefix),
+            master_key_of(settings),
+        )
     finally:
         await redis.aclose()
         await engine.dispose()
@@ -186,7 +199,7 @@ async def drain(
             into = target
         started = time.monotonic()
         checkpoint = await checkpoint_of(ctx, projection.name, into.generation)
-        events = await read_batch(ctx.store, checkpoint, batch_size)
+        events = await ctx.revealed(await read_batch(ctx.store, checkpoint, batch_size))
         if until is not None:  # a checkpoint, so never inside a store transaction
             events = [event for event in events if event.position <= until]
         if not events:

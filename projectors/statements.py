@@ -26,6 +26,7 @@ from kernel.events import (
     MoneyDeposited,
     MoneyWithdrawn,
     OverdraftLimitSet,
+    PersonalDataErased,
     RecordedEvent,
     TransferReceived,
     TransferSent,
@@ -105,7 +106,7 @@ def _amount_of(current: Running | None, event: RecordedEvent, domain: DomainEven
         return to_cents(domain.amount)
     if isinstance(domain, MoneyWithdrawn | TransferSent):
         return -to_cents(domain.amount)
-    if isinstance(domain, AccountClosed | OverdraftLimitSet):
+    if isinstance(domain, AccountClosed | OverdraftLimitSet | PersonalDataErased):
         return 0
     return None
 

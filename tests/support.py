@@ -63,6 +63,7 @@ _GROUP_OF = {
     "queue_name": ("redis", "queue"),
     "sweep_interval_s": ("worker", "sweep_interval_s"),
     "auth_enabled": ("auth", "enabled"),
+    "master_key": ("personal_data", "master_key"),
 }
 
 
@@ -105,6 +106,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         "SWEEP_INTERVAL_S": str(settings.worker.sweep_interval_s),
         "BANK_AUTH": "on" if settings.auth.enabled else "off",
         "IDEMPOTENCY_RETENTION": f"{int(settings.store.idempotency_retention.total_seconds())}s",
+        "BANK_MASTER_KEY": settings.personal_data.master_key or "",
     }
 
 

@@ -16,15 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from kernel.master_key import master_key_of
 from kernel.settings import Settings
 from write_side.account_cache import CachedAccounts
 from write_side.command_bus import CommandBus
 from write_side.commands import Deposit, OpenAccount, Transfer, Withdraw
 from write_side.domain.errors import InsufficientFunds
+from write_side.personal_data import PersonalData
 from write_side.publisher import EventPublisher, NoPublisher
 from write_side.repository import AccountRepository
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
+from write_side.store.personal_keys import PersonalKeys
 from write_side.transfers import TransferRunner
 
 OWNERS = ["Alice", "Bob", "Chandra", "Dilnoza", "Emeka", "Farah", "Goran", "Hana", "Ines", "Jun"]
@@ -127,7 +130,9 @@ async def run_demo(
     engine = create_async_store_engine(settings.store.database_url, pool_size=concurrency)
     repository = CachedAccounts(
         AccountRepository(
-            EventStore(engine, settings.store.idempotency_retention), settings.store.snapshot_every
+            EventStore(engine, settings.store.idempotency_retention),
+            settings.store.snapshot_every,
+            PersonalData(PersonalKeys(engine, master_key_of(settings))),
         )
     )
     publisher = publisher or NoPublisher()

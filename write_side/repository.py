@@ -11,10 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import msgspec
 import sqlalchemy.exc
 
 from kernel.events import DomainEvent, NewEvent, event_from_json
+from kernel.personal_data import Personal
 from write_side.domain.account import SNAPSHOT_SCHEMA_VERSION, SNAPSHOT_UPCASTERS, BankAccount
+from write_side.personal_data import PersonalData
 from write_side.store.event_store import EventStore
 from write_side.store.records import (
     AppendResult,
@@ -37,9 +40,13 @@ class LoadedAccount:
 
 
 class AccountRepository:
-    def __init__(self, store: EventStore, snapshot_every: int) -> None:
+    def __init__(
+        self, store: EventStore, snapshot_every: int, personal_data: PersonalData | None = None
+    ) -> None:
         self._store = store
         self._snapshot_every = snapshot_every
+        self._personal_data = personal_data
+        """Seals personal fields before the append; None keeps them in clear (no key table)."""
 
     async def load(self, account_id: str, *, fresh: bool = True) -> LoadedAccount:
         """Always from the store (`fresh` is for the caching repository's interface)."""
@@ -64,8 +71,13 @@ class AccountRepository:
         command: CommandRecord | None = None,
     ) -> AppendResult:
         """Append the events the account just decided; snapshot when a multiple of N is crossed."""
-        records = [NewEvent.from_domain(event, metadata) for event in new_events]
-        result = await self._store.append(account.account_id, records, expected_version, command)
+        stream = account.account_id
+        records = await self._sealed(
+            {stream: account}, [(stream, NewEvent.from_domain(e, metadata)) for e in new_events]
+        )
+        result = await self._store.append(
+            stream, [event for _, event in records], expected_version, command
+        )
         if result.last_version // self._snapshot_every > expected_version // self._snapshot_every:
             await self._snapshot(account, result.last_version)
         return result
@@ -81,7 +93,9 @@ class AccountRepository:
     ) -> MultiAppendResult:
         """Append what several accounts decided in one store transaction (EventStore.append_many);
         snapshot each account that crossed a multiple of N."""
-        records = [(stream, NewEvent.from_domain(e, metadata)) for stream, e in new_events]
+        records = await self._sealed(
+            accounts, [(stream, NewEvent.from_domain(e, metadata)) for stream, e in new_events]
+        )
         result = await self._store.append_many(records, expected_versions, command, transfers)
         for account_id, version in result.versions.items():
             if (
@@ -90,6 +104,19 @@ class AccountRepository:
             ):
                 await self._snapshot(accounts[account_id], version)
         return result
+
+    async def _sealed(
+        self, accounts: Mapping[str, BankAccount], records: list[tuple[str, NewEvent]]
+    ) -> list[tuple[str, NewEvent]]:
+        """The records with personal fields sealed; the accounts keep the sealed owner, so a later
+        snapshot of them never holds a name in clear."""
+        if self._personal_data is None:
+            return records
+        sealed = await self._personal_data.seal(records)
+        for stream, event in sealed:
+            if event.type == "AccountOpened" and stream in accounts:
+                accounts[stream].owner = msgspec.convert(event.payload["owner"], Personal)
+        return sealed
 
     async def _snapshot(self, account: BankAccount, version: int) -> None:
         snapshot = Snapshot(

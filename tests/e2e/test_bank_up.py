@@ -4,8 +4,10 @@ SIGTERM, and keeps its data for the next start."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -68,7 +70,8 @@ class Stack:
 
 
 def _env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    unset = {"DATABASE_URL", "REDIS_URL", "BANK_MASTER_KEY"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(overrides)
     return env
 
@@ -155,6 +158,13 @@ def test_bank_up_without_redis_starts_an_embedded_one_and_keeps_data_across_rest
         events = httpx.get(f"{second.write_url}/accounts/bob/events", headers=second.headers)
         assert events.status_code == 200
         assert [e["type"] for e in events.json()["events"]] == ["AccountOpened", "MoneyDeposited"]
+        # Its owner was sealed under the master key `bank up` made, kept and passed on again.
+        assert events.json()["events"][0]["payload"]["owner"] == "Up"
+        master_key = tmp_path / "var" / "master-key"
+        assert master_key.stat().st_mode & 0o777 == 0o600
+        with sqlite3.connect(tmp_path / "var" / "bank.db") as db:
+            (stored,) = db.execute("SELECT payload FROM events WHERE position = 1").fetchone()
+        assert set(json.loads(stored)["owner"]) == {"enc"}
         assert httpx.get(f"{second.query_url}/accounts/bob/balance").status_code == 401
         balance = httpx.get(f"{second.query_url}/accounts/bob/balance", headers=second.headers)
         assert balance.status_code == 200

@@ -23,7 +23,7 @@ from write_side.store.migrate import alembic_config, upgrade_to_head
 from write_side.store.records import ANONYMOUS_CLIENT, ANY_CLIENT
 from write_side.store.schema import commands, metadata
 
-EVENT_STORE_TABLES = {"events", "snapshots", "commands", "alembic_version"}
+EVENT_STORE_TABLES = {"events", "snapshots", "commands", "personal_keys", "alembic_version"}
 
 
 def head_revision() -> str:
@@ -86,7 +86,7 @@ def test_migrating_an_empty_postgresql_database_creates_the_tables_and_the_appen
 
     state = inspect_database(empty_pg_url)
     assert state["tables"] >= EVENT_STORE_TABLES
-    assert state["functions"] == {"bank_append_batch"}
+    assert state["functions"] == {"bank_append_batch", "bank_create_personal_keys"}
     assert state["revision"] == head_revision()
 
 

@@ -49,7 +49,7 @@ def test_a_version_no_step_leads_from_is_refused() -> None:
 
 
 def test_a_deposit_stored_in_the_first_shape_reads_with_no_reference() -> None:
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     old = event_from_json("MoneyDeposited", b'{"amount": "5.00"}', schema_version=1)
     assert old == MoneyDeposited(amount=Decimal("5.00"), reference=None)
     assert UPCASTERS.upcast("MoneyWithdrawn", 1, {"amount": "1.00"}) == {

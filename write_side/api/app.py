@@ -17,6 +17,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from auth.middleware import BearerAuth
 from auth.sql_resolver import POOL_SIZE as KEY_STORE_POOL_SIZE
 from auth.sql_resolver import SqlKeyResolver
+from kernel.master_key import master_key_of
 from kernel.settings import Settings
 from web.metrics import exposition
 from web.observer import observe
@@ -27,10 +28,12 @@ from write_side.api.schemas import HealthResponse
 from write_side.batches import BatchRunner
 from write_side.command_bus import CommandBus
 from write_side.metrics import count_command
+from write_side.personal_data import PersonalData
 from write_side.publisher import EventPublisher
 from write_side.repository import AccountRepository
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
+from write_side.store.personal_keys import PersonalKeys
 from write_side.transfers import TransferRunner
 
 log = logging.getLogger(__name__)
@@ -74,8 +77,12 @@ def create_write_app(settings: Settings, publisher_factory: PublisherFactory) ->
         engine = create_async_store_engine(settings.store.database_url)
         publisher = publisher_factory(settings)
         store = EventStore(engine, settings.store.idempotency_retention)
-        repository = CachedAccounts(AccountRepository(store, settings.store.snapshot_every))
+        personal_data = PersonalData(PersonalKeys(engine, master_key_of(settings)))
+        repository = CachedAccounts(
+            AccountRepository(store, settings.store.snapshot_every, personal_data)
+        )
         app.state.store = store
+        app.state.personal_data = personal_data
         bus = CommandBus(repository, publisher, settings.store.command_deadline_ms / 1000)
         app.state.bus = bus
         app.state.transfers = TransferRunner(bus, repository, publisher)

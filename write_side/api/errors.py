@@ -13,8 +13,10 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from kernel.errors import BatchErrorBody, CommandError, ErrorBody, ErrorCode
+from kernel.master_key import InvalidMasterKey
 from web.errors import RETRY_AFTER, error_response, on_http, on_unexpected, on_validation
 from write_side.domain import errors as domain
+from write_side.store.personal_keys import MasterKeyMissing
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,14 @@ def database_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[
     return error_response(503, unavailable.code, str(unavailable), RETRY_AFTER)
 
 
+def master_key_problem(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    """Personal data to seal or reveal, and no (or another) BANK_MASTER_KEY: a misconfiguration
+    the process's start-up check missed (the store was away then). Nothing was recorded."""
+    log.error("personal data: %s", exc)
+    detail = "personal data cannot be sealed or read here (master key); nothing was recorded"
+    return error_response(503, ErrorCode.STORE_UNAVAILABLE, detail, RETRY_AFTER)
+
+
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
         return database_unavailable(request, exc)
@@ -83,5 +93,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     sqlalchemy.exc.InterfaceError: database_unavailable,
     sqlalchemy.exc.TimeoutError: database_unavailable,
     ConnectionError: database_unavailable,
+    MasterKeyMissing: master_key_problem,
+    InvalidMasterKey: master_key_problem,
     Exception: unexpected_error,
 }

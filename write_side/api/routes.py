@@ -30,6 +30,7 @@ from write_side.api.schemas import (
 from write_side.command_bus import CommandBus, CommandOutcome
 from write_side.commands import CloseAccount, Deposit, OpenAccount, SetOverdraftLimit, Withdraw
 from write_side.domain.errors import AccountNotFound, InvalidCommand
+from write_side.personal_data import PersonalData
 from write_side.store.event_store import EventStore
 
 IdempotencyKey = Annotated[
@@ -235,6 +236,8 @@ async def account_events(
     recorded = await store.read_stream(_account_id(account_id), after_version, limit)
     if not recorded and await store.stream_version(account_id) == 0:
         raise AccountNotFound(f"account {account_id!r} does not exist")
+    personal_data: PersonalData = state.personal_data
+    recorded = await personal_data.reveal(recorded)
     events = [
         EventResponse(str(e.event_id), e.type, e.version, e.position, e.payload, e.recorded_at)
         for e in recorded

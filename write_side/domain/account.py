@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from kernel.events import (
     AccountClosed,
     AccountOpened,
@@ -19,11 +21,13 @@ from kernel.events import (
     MoneyDeposited,
     MoneyWithdrawn,
     OverdraftLimitSet,
+    PersonalDataErased,
     TransferReceived,
     TransferSent,
 )
 from kernel.identifiers import CURRENCY, OWNER
 from kernel.money import ZERO, format_money
+from kernel.personal_data import ERASED, Personal
 from kernel.upcasting import UpcasterChain
 from write_side.domain.errors import (
     AccountExists,
@@ -35,18 +39,24 @@ from write_side.domain.errors import (
     LimitBelowBalance,
 )
 
-SNAPSHOT_SCHEMA_VERSION = 2
+SNAPSHOT_SCHEMA_VERSION = 3
 """Bump when the snapshot's state shape changes, and add a step to SNAPSHOT_UPCASTERS (or none:
 snapshots older than the chain reaches are then ignored and the account is rebuilt from events).
-1: the first shape. 2: `overdraft_limit`."""
+1: the first shape. 2: `overdraft_limit`. 3: `personal_data_erased`, and `owner` as stored
+(sealed `{"enc": ...}` with encryption on: a snapshot never holds a name in clear)."""
 
 
 def _no_overdraft_before_limits(type_name: str, state: dict[str, Any]) -> dict[str, Any]:
     return {**state, "overdraft_limit": "0.00"}
 
 
+def _nothing_erased_before_shredding(type_name: str, state: dict[str, Any]) -> dict[str, Any]:
+    return {**state, "personal_data_erased": False}
+
+
 SNAPSHOT_UPCASTERS = UpcasterChain(
-    current=SNAPSHOT_SCHEMA_VERSION, steps={1: _no_overdraft_before_limits}
+    current=SNAPSHOT_SCHEMA_VERSION,
+    steps={1: _no_overdraft_before_limits, 2: _nothing_erased_before_shredding},
 )
 
 
@@ -54,13 +64,16 @@ SNAPSHOT_UPCASTERS = UpcasterChain(
 class BankAccount:
     account_id: str
     version: int = 0
-    owner: str = ""
+    owner: Personal = ""
+    """As stored: sealed with encryption on (the aggregate decides nothing on it, so loading
+    needs no key), clear text just after `open`, `ERASED` once forgotten."""
     currency: str = ""
     balance: Decimal = ZERO
     is_open: bool = False
     is_closed: bool = False
     overdraft_limit: Decimal = ZERO
     """How far below zero withdrawals and outgoing transfers may take the balance."""
+    personal_data_erased: bool = False
 
     @classmethod
     def rebuild(cls, account_id: str, events: Iterable[DomainEvent]) -> BankAccount:
@@ -85,6 +98,8 @@ class BankAccount:
                 self.overdraft_limit = limit
             case AccountClosed():
                 self.is_open, self.is_closed = False, True
+            case PersonalDataErased():
+                self.owner, self.personal_data_erased = ERASED, True
         self.version += 1
 
     # --- deciding: rules first, then the events ---------------------------------------------
@@ -140,6 +155,15 @@ class BankAccount:
             )
         return self._record(AccountClosed())
 
+    def erase_personal_data(self) -> list[DomainEvent]:
+        """Forget the owner (its key is destroyed by the caller). Open or closed, the account stays
+        and can still move money; erasing twice records nothing the second time."""
+        if self.version == 0:
+            raise AccountNotFound(f"account {self.account_id!r} does not exist")
+        if self.personal_data_erased:
+            return []
+        return self._record(PersonalDataErased())
+
     def check_open(self) -> None:
         if self.version == 0:
             raise AccountNotFound(f"account {self.account_id!r} does not exist")
@@ -163,12 +187,13 @@ class BankAccount:
 
     def snapshot_state(self) -> dict[str, Any]:
         return {
-            "owner": self.owner,
+            "owner": msgspec.to_builtins(self.owner),
             "currency": self.currency,
             "balance": format_money(self.balance),
             "is_open": self.is_open,
             "is_closed": self.is_closed,
             "overdraft_limit": format_money(self.overdraft_limit),
+            "personal_data_erased": self.personal_data_erased,
         }
 
     @classmethod
@@ -183,10 +208,11 @@ class BankAccount:
         return cls(
             account_id=account_id,
             version=version,
-            owner=state["owner"],
+            owner=msgspec.convert(state["owner"], Personal),
             currency=state["currency"],
             balance=Decimal(state["balance"]),
             is_open=state["is_open"],
             is_closed=state["is_closed"],
             overdraft_limit=Decimal(state["overdraft_limit"]),
+            personal_data_erased=state["personal_data_erased"],
         )

@@ -62,3 +62,15 @@ commands = sa.Table(
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_commands_recorded_at", "recorded_at"),  # the purge of expired records
 )
+
+personal_keys = sa.Table(
+    "personal_keys",
+    metadata,
+    # One row per account whose personal data is sealed: its AES key, wrapped by the master key.
+    # Forgetting the account sets `wrapped_key` to NULL and `erased_at`: the row stays as a
+    # tombstone, so no new key can ever be made for it (kernel/personal_data.py).
+    sa.Column("stream_id", sa.String(64), primary_key=True),
+    sa.Column("wrapped_key", sa.LargeBinary, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("erased_at", sa.DateTime(timezone=True), nullable=True),
+)

@@ -1,0 +1,158 @@
+"""Crypto-shredding on both stores: owners are sealed before the append, revealed only with their
+account's key, and forgetting an account destroys the key while its money stays."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from kernel.master_key import MasterKey, new_master_key_text
+from kernel.personal_data import ERASED
+from write_side.batches import BatchRunner
+from write_side.command_bus import CommandBus
+from write_side.commands import Batch, Deposit, OpenAccount, Transfer
+from write_side.forget import forget_account
+from write_side.personal_data import PersonalData
+from write_side.publisher import NoPublisher
+from write_side.repository import AccountRepository
+from write_side.store.event_store import EventStore
+from write_side.store.personal_keys import PersonalKeys
+from write_side.store.schema import events, personal_keys, snapshots
+
+NAME = "Ada Quux-Lovelace"
+
+
+def _wired(store: EventStore) -> tuple[CommandBus, AccountRepository, PersonalData]:
+    personal_data = PersonalData(PersonalKeys(store.engine, MasterKey(new_master_key_text())))
+    repository = AccountRepository(store, snapshot_every=3, personal_data=personal_data)
+    return CommandBus(repository, NoPublisher(), deadline_s=10), repository, personal_data
+
+
+async def _stored_text(store: EventStore) -> str:
+    """Every event payload and snapshot state as the database holds them."""
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(events.c.payload))).scalars().all()
+        states = (await conn.execute(sa.select(snapshots.c.state))).scalars().all()
+    return json.dumps([*rows, *states])
+
+
+async def test_the_store_holds_the_owner_only_as_ciphertext_and_the_audit_reveals_it(
+    store: EventStore,
+) -> None:
+    bus, _, personal_data = _wired(store)
+    await bus.execute(OpenAccount(NAME, account_id="ada"))
+    for _ in range(4):  # crosses snapshot_every: the snapshot must not hold the name either
+        await bus.execute(Deposit("ada", Decimal("2.50")))
+
+    assert NAME not in await _stored_text(store)
+    stored = (await store.read_stream("ada"))[0]
+    assert set(stored.payload["owner"]) == {"enc"}
+    assert json.loads(json.dumps(stored.payload)) == stored.payload  # plain JSON: round-trips
+    revealed = await personal_data.reveal(await store.read_stream("ada"))
+    assert revealed[0].payload["owner"] == NAME
+    assert [e.payload for e in revealed[1:]] == [
+        e.payload for e in (await store.read_stream("ada"))[1:]
+    ]
+
+
+async def test_accounts_opened_in_a_batch_each_get_their_own_key(store: EventStore) -> None:
+    bus, repository, personal_data = _wired(store)
+    batch = Batch(
+        (
+            OpenAccount(NAME, account_id="b1"),
+            OpenAccount("Bob Second", account_id="b2"),
+            Deposit("b1", Decimal("5.00")),
+            Transfer("b1", "b2", Decimal("1.00")),
+        )
+    )
+    await BatchRunner(bus, repository, NoPublisher()).execute(batch)
+
+    text = await _stored_text(store)
+    assert NAME not in text
+    assert "Bob Second" not in text
+    async with store.engine.connect() as conn:
+        keyed = (await conn.execute(sa.select(personal_keys.c.stream_id))).scalars().all()
+    assert sorted(keyed) == ["b1", "b2"]
+    owners = [
+        e.payload["owner"]
+        for e in await personal_data.reveal(await store.read_after(0))
+        if e.type == "AccountOpened"
+    ]
+    assert owners == [NAME, "Bob Second"]
+
+
+async def test_a_forgotten_account_reads_erased_everywhere_and_still_moves_money(
+    store: EventStore,
+) -> None:
+    bus, repository, personal_data = _wired(store)
+    await bus.execute(OpenAccount(NAME, account_id="ada"))
+    await bus.execute(Deposit("ada", Decimal("10.00")))
+
+    forgotten = await forget_account(repository, personal_data, NoPublisher(), "ada")
+
+    assert forgotten.position is not None
+    history = await store.read_stream("ada")
+    assert [e.type for e in history][-1] == "PersonalDataErased"
+    revealed = await personal_data.reveal(history)
+    assert revealed[0].payload["owner"] == ERASED
+    loaded = (await repository.load("ada")).account
+    assert (loaded.owner, loaded.balance) == (ERASED, Decimal("10.00"))
+    after = await bus.execute(Deposit("ada", Decimal("1.00")))
+    assert after.balance == Decimal("11.00")
+    again = await forget_account(repository, personal_data, NoPublisher(), "ada")
+    assert again.position is None  # nothing more to record
+    assert len(await store.read_stream("ada")) == len(history) + 1
+    async with store.engine.connect() as conn:
+        key = (await conn.execute(sa.select(personal_keys.c.wrapped_key))).scalar_one()
+    assert key is None
+
+
+async def test_racing_openers_share_one_key_and_a_forgotten_account_never_gets_another(
+    store: EventStore,
+) -> None:
+    keys = PersonalKeys(store.engine, MasterKey(new_master_key_text()))
+
+    first = await keys.create(["x", "y"])
+    second = await keys.create(["x"])
+
+    assert second.keys["x"] == first.keys["x"]
+    await keys.destroy("x")
+    await keys.destroy("never-keyed")  # a tombstone even without a key
+    after = await keys.create(["x", "never-keyed", "z"])
+    assert sorted(after.keys) == ["z"]
+    assert after.erased == {"x", "never-keyed"}
+
+
+async def test_concurrent_openings_share_statements_and_racers_for_one_id_get_one_key(
+    pg_store: EventStore,
+) -> None:
+    keys = PersonalKeys(pg_store.engine, MasterKey(new_master_key_text()))
+
+    results = await asyncio.gather(*(keys.create([f"acc-{n % 8}"]) for n in range(64)))
+
+    by_id: dict[str, set[bytes]] = {}
+    for found in results:
+        for account_id, key in found.keys.items():
+            by_id.setdefault(account_id, set()).add(key)
+    assert sorted(by_id) == [f"acc-{n}" for n in range(8)]
+    assert all(len(found) == 1 for found in by_id.values())
+
+
+async def test_a_refused_key_statement_fails_every_opening_that_shared_it(
+    pg_store: EventStore,
+) -> None:
+    keys = PersonalKeys(pg_store.engine, MasterKey(new_master_key_text()))
+
+    outcomes = await asyncio.gather(
+        keys.create(["x" * 65]),  # longer than the column: PostgreSQL refuses the statement
+        keys.create(["fine"]),
+        return_exceptions=True,
+    )
+
+    # Both were queued before the statement went out (asyncio runs ready tasks in order).
+    assert all(isinstance(outcome, sa.exc.DBAPIError) for outcome in outcomes)
+    again = await keys.create(["fine"])  # the batcher is not stuck
+    assert list(again.keys) == ["fine"]

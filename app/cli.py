@@ -153,10 +153,13 @@ def _redacted(url: str) -> str:
 
 def _register_groups() -> None:
     from app.apikey_cli import apikey
+    from app.audit_cli import digest, export_command, import_command, verify
     from app.projections_cli import projections
 
     bank.add_command(apikey)
     bank.add_command(projections)
+    for command in (verify, digest, export_command, import_command):
+        bank.add_command(command)
 
 
 _register_groups()

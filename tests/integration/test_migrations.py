@@ -86,7 +86,7 @@ def test_migrating_an_empty_postgresql_database_creates_the_tables_and_the_appen
 
     state = inspect_database(empty_pg_url)
     assert state["tables"] >= EVENT_STORE_TABLES
-    assert state["functions"] == {"bank_append_batch"}
+    assert state["functions"] == {"bank_append_batch", "bank_event_hash"}
     assert state["revision"] == head_revision()
 
 

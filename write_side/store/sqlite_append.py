@@ -1,14 +1,18 @@
 """Appending on SQLite: `BEGIN IMMEDIATE` takes the database's single write lock before the version
 checks, so appends are serialised and positions become visible in commit order, as on PostgreSQL;
-one transaction covers every stream an append writes."""
+one transaction covers every stream an append writes. Under that lock the append also extends the
+hash chain (kernel/chain.py): it reads the head's position and hash, and numbers and hashes its
+events itself."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from kernel.chain import GENESIS, canonical_json, event_hash
 from kernel.events import NewEvent
 from write_side.store.queries import current_version, find_command, find_transfer
 from write_side.store.records import (
@@ -38,12 +42,27 @@ async def append_sqlite(
         async with conn.begin():
             await _check(conn, expected_versions, command, claimed, valid_after)
             versions = dict(expected_versions)
-            position = 0
+            position, previous = await _chain_head(conn)
             for stream, event in new_events:
                 versions[stream] += 1
-                inserted = await conn.execute(
-                    events.insert().returning(events.c.position),
+                position += 1
+                previous = event_hash(
+                    previous,
+                    position,
+                    event.event_id,
+                    stream,
+                    versions[stream],
+                    event.type,
+                    event.schema_version,
+                    now,
+                    canonical_json(event.metadata),
+                    canonical_json(event.payload),
+                )
+                await conn.execute(
+                    events.insert(),
                     {
+                        "position": position,
+                        "hash": previous,
                         "stream_id": stream,
                         "version": versions[stream],
                         "event_id": event.event_id,
@@ -54,7 +73,6 @@ async def append_sqlite(
                         "recorded_at": now,
                     },
                 )
-                position = inserted.scalar_one()
             if command is not None:
                 first = new_events[0][0]
                 await _record_command(conn, command, first, versions[first], position, now)
@@ -70,6 +88,14 @@ async def append_sqlite(
                     },
                 )
     return MultiAppendResult(position, versions)
+
+
+async def _chain_head(conn: AsyncConnection) -> tuple[int, str]:
+    """The last event's position and hash (0 and the genesis hash in an empty store). Positions
+    continue from the last one, as AUTOINCREMENT would while no event is ever deleted."""
+    query = sa.select(events.c.position, events.c.hash).order_by(events.c.position.desc()).limit(1)
+    row = (await conn.execute(query)).first()
+    return (row[0], row[1] or GENESIS) if row else (0, GENESIS)
 
 
 async def _check(

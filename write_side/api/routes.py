@@ -236,7 +236,9 @@ async def account_events(
     if not recorded and await store.stream_version(account_id) == 0:
         raise AccountNotFound(f"account {account_id!r} does not exist")
     events = [
-        EventResponse(str(e.event_id), e.type, e.version, e.position, e.payload, e.recorded_at)
+        EventResponse(
+            str(e.event_id), e.type, e.version, e.position, e.payload, e.recorded_at, e.hash
+        )
         for e in recorded
     ]
     return EventsResponse(account_id, events)

@@ -19,11 +19,11 @@ from alembic.script import ScriptDirectory
 from auth.key_store import auth_metadata
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.support import age_command_records
+from write_side.audit.verify import verify_chain
 from write_side.store.database import create_async_store_engine, create_sync_store_engine
 from write_side.store.event_store import EventStore
 from write_side.store.migrate import alembic_config, upgrade_to_head
 from write_side.store.records import ANONYMOUS_CLIENT, ANY_CLIENT
-from write_side.audit.verify import verify_chain
 from write_side.store.schema import commands, events, metadata
 
 EVENT_STORE_TABLES = {"events", "snapshots", "commands", "alembic_version"}

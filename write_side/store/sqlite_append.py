@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kernel.chain import GENESIS, canonical_json, event_hash
 from kernel.events import NewEvent
-from write_side.store.queries import current_version, find_command, find_transfer
+from write_side.store.queries import find_command, find_transfer
 from write_side.store.records import (
     CommandRecord,
     ConcurrencyError,
@@ -40,9 +40,10 @@ async def append_sqlite(
     async with engine.connect() as conn:
         conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
         async with conn.begin():
-            await _check(conn, expected_versions, command, claimed, valid_after)
+            position, previous = await _check(
+                conn, expected_versions, command, claimed, valid_after
+            )
             versions = dict(expected_versions)
-            position, previous = await _chain_head(conn)
             for stream, event in new_events:
                 versions[stream] += 1
                 position += 1
@@ -90,12 +91,15 @@ async def append_sqlite(
     return MultiAppendResult(position, versions)
 
 
-async def _chain_head(conn: AsyncConnection) -> tuple[int, str]:
-    """The last event's position and hash (0 and the genesis hash in an empty store). Positions
-    continue from the last one, as AUTOINCREMENT would while no event is ever deleted."""
-    query = sa.select(events.c.position, events.c.hash).order_by(events.c.position.desc()).limit(1)
-    row = (await conn.execute(query)).first()
-    return (row[0], row[1] or GENESIS) if row else (0, GENESIS)
+_VERSIONS_AND_HEAD = sa.text(
+    "SELECT NULL, position, hash FROM "
+    "(SELECT position, hash FROM events ORDER BY position DESC LIMIT 1) "
+    "UNION ALL "
+    "SELECT stream_id, max(version), NULL FROM events WHERE stream_id IN :streams "
+    "GROUP BY stream_id"
+).bindparams(sa.bindparam("streams", expanding=True))
+"""One round trip for what the append needs to know: each written stream's version and the
+chain's head (the row whose first column is NULL)."""
 
 
 async def _check(
@@ -104,8 +108,10 @@ async def _check(
     command: CommandRecord | None,
     claimed: Sequence[TransferRecord],
     valid_after: datetime,
-) -> None:
-    """The same checks, in the same order, as bank_append_batch() on PostgreSQL."""
+) -> tuple[int, str]:
+    """The same checks, in the same order, as bank_append_batch() on PostgreSQL; returns the
+    last event's position and hash (0 and the genesis hash in an empty store), which the append
+    continues from, as AUTOINCREMENT would while no event is ever deleted."""
     if command is not None:
         existing = await find_command(conn, command.client, command.idempotency_key, valid_after)
         if existing is not None:
@@ -114,10 +120,18 @@ async def _check(
         taken = await find_transfer(conn, transfer.transfer_id)
         if taken is not None:
             raise TransferExists(taken)
+    rows = await conn.execute(_VERSIONS_AND_HEAD, {"streams": sorted(expected_versions)})
+    current: dict[str, int] = {}
+    position, previous = 0, GENESIS
+    for stream, number, hash_ in rows:
+        if stream is None:
+            position, previous = number, hash_ or GENESIS
+        else:
+            current[stream] = number
     for stream in sorted(expected_versions):
-        current = await current_version(conn, stream)
-        if current != expected_versions[stream]:
-            raise ConcurrencyError(stream, expected_versions[stream], current)
+        if current.get(stream, 0) != expected_versions[stream]:
+            raise ConcurrencyError(stream, expected_versions[stream], current.get(stream, 0))
+    return position, previous
 
 
 async def _record_command(

@@ -97,7 +97,6 @@ DECLARE
     v_command commands%ROWTYPE;
     v_existing transfers%ROWTYPE;
     v_first_stream text;
-    v_sequence regclass := pg_get_serial_sequence('events', 'position')::regclass;
     v_previous text;
     v_now timestamptz;
 BEGIN
@@ -156,7 +155,7 @@ BEGIN
             v_versions := jsonb_set(v_versions, ARRAY[v_stream], to_jsonb(v_current));
             -- The position is drawn first, as the identity default would, because the hash
             -- covers it; the lock keeps positions in commit order.
-            v_position := nextval(v_sequence);
+            v_position := nextval('events_position_seq'::regclass);  -- the identity's sequence
             v_now := clock_timestamp();
             v_previous := bank_event_hash(v_previous, v_position, (v_event->>'event_id')::uuid,
                 v_stream, v_current, v_event->>'type', (v_event->>'schema_version')::smallint,

@@ -202,3 +202,25 @@ def test_a_digest_catches_events_deleted_at_the_end(store_url: str) -> None:
     verdict = _verify(store_url, kept)
     assert verdict.failed_at == head
     assert "deleted" in verdict.reason
+
+
+def test_a_position_lost_to_a_failed_append_is_not_a_missing_row(pg_url: str) -> None:
+    """PostgreSQL's sequence does not roll back: a refused append can leave a gap in positions,
+    which the chain (built over the stored order) carries without complaint."""
+
+    async def run() -> None:
+        engine = create_async_store_engine(pg_url)
+        try:
+            store = EventStore(engine)
+            first = NewEvent.from_domain(MoneyDeposited(Decimal("1.00")))
+            await store.append("acc-1", [first], 0)
+            with pytest.raises(sa.exc.IntegrityError):  # the same event id again: rolled back
+                await store.append("acc-2", [first], 0)
+            await store.append("acc-2", [NewEvent.from_domain(MoneyDeposited(Decimal("2.00")))], 0)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+    assert [p for p, _ in _hashes(pg_url)] == [1, 3]
+    assert _verify(pg_url).ok

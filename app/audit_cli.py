@@ -86,6 +86,14 @@ def export_command(file: str) -> None:
         export_events(engine, out, progress.advance)
 
 
+def _line_count(file: str) -> int:
+    """The bar's length: an export has one line per position (standard input: unknown, 0)."""
+    if file == "-":
+        return 0
+    with open(file, "rb") as lines:
+        return sum(1 for _ in lines)
+
+
 @click.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, exists=True))
 def import_command(file: str) -> None:
@@ -96,7 +104,7 @@ def import_command(file: str) -> None:
         try:
             with (
                 click.open_file(file, "r", encoding="utf-8") as lines,
-                Progress("importing", 0) as progress,
+                Progress("importing", _line_count(file)) as progress,
             ):
                 count = import_events(engine, lines, progress.advance)
         except ImportRefused as refused:

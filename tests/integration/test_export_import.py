@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from tests.integration.audit_support import bank, execute, fill_store
@@ -174,6 +175,31 @@ def test_bank_verify_exits_0_untouched_and_1_naming_the_tampered_position(
 
     assert tampered.returncode == 1
     assert "position 6 does not verify: payload changed" in tampered.stderr
+
+
+TAMPERINGS = {
+    "payload changed": ["""UPDATE events SET payload = '{"amount": "1.00"}' WHERE position = 3"""],
+    "row missing": ["DELETE FROM events WHERE position = 3"],
+    "order broken": [
+        "UPDATE events SET position = -3 WHERE position = 3",
+        "UPDATE events SET position = 3 WHERE position = 7",
+        "UPDATE events SET position = 7 WHERE position = -3",
+    ],
+}
+
+
+@pytest.mark.parametrize("tampering", TAMPERINGS)
+def test_bank_verify_names_position_3_and_why_after_each_tampering(
+    store_url: str, tampering: str
+) -> None:
+    fill_store(store_url)
+    execute(store_url, *TAMPERINGS[tampering])
+
+    result = bank(store_url, "verify")
+
+    assert result.returncode == 1
+    assert f"position 3 does not verify: {tampering}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_bank_verify_refuses_a_malformed_digest(sqlite_url: str) -> None:

@@ -66,36 +66,43 @@ class ChainRow:
 
 
 def _statement(with_transfers: bool) -> sa.Select[Any]:
-    columns: list[Any] = [
-        events.c.position,
-        events.c.event_id,
-        events.c.stream_id,
-        events.c.version,
-        events.c.type,
-        events.c.schema_version,
-        events.c.recorded_at,
-        sa.cast(events.c.metadata, sa.Text),
-        sa.cast(events.c.payload, sa.Text),
-        events.c.hash,
-    ]
-    query = sa.select(*columns)
-    if with_transfers:
-        claimed = sa.and_(
-            events.c.type == "TransferSent",
-            transfers.c.transfer_id == events.c.payload["transfer_id"].as_string(),
+    """One page of events (keyset: after a position, by the primary key), and with
+    `with_transfers` each TransferSent's transfers row, joined to that page only (joining first
+    would make every page scan the rest of the store)."""
+    page = (
+        sa.select(
+            events.c.position,
+            events.c.event_id,
+            events.c.stream_id,
+            events.c.version,
+            events.c.type,
+            events.c.schema_version,
+            events.c.recorded_at,
+            sa.cast(events.c.metadata, sa.Text).label("metadata"),
+            sa.cast(events.c.payload, sa.Text).label("payload"),
+            events.c.hash,
+            events.c.payload["transfer_id"].as_string().label("transfer_id"),
         )
-        query = sa.select(
+        .where(events.c.position > sa.bindparam("after"))
+        .order_by(events.c.position)
+        .limit(sa.bindparam("page"))
+        .subquery()
+    )
+    columns = [c for c in page.c if c.name != "transfer_id"]
+    if not with_transfers:
+        return sa.select(*columns).order_by(page.c.position)
+    claimed = sa.and_(page.c.type == "TransferSent", transfers.c.transfer_id == page.c.transfer_id)
+    return (
+        sa.select(
             *columns,
             transfers.c.transfer_id,
             transfers.c.fingerprint,
             sa.cast(transfers.c.result, sa.Text),
             transfers.c.last_position,
             transfers.c.recorded_at,
-        ).select_from(events.outerjoin(transfers, claimed))
-    return (
-        query.where(events.c.position > sa.bindparam("after"))
-        .order_by(events.c.position)
-        .limit(sa.bindparam("page"))
+        )
+        .select_from(page.outerjoin(transfers, claimed))
+        .order_by(page.c.position)
     )
 
 

@@ -2,14 +2,16 @@
 
 `hash` covers the previous event's hash and the event's canonical encoding (kernel/chain.py), so
 changing, deleting or reordering any stored event breaks the chain from that position on, which
-`bank verify` reports. The column stays nullable (SQLite cannot add a NOT NULL column to
-filled rows without copying the table); a NULL hash simply fails verification. The chain is computed inside the append, under the store-wide lock that
+`bank verify` reports. The chain is computed inside the append, under the store-wide lock that
 already orders appends: in `bank_append_batch` on PostgreSQL (by `bank_event_hash`, the same
-encoding in SQL), in the `BEGIN IMMEDIATE` transaction on SQLite (sqlite_append.py).
+encoding in SQL), in the `BEGIN IMMEDIATE` transaction on SQLite (sqlite_append.py). The column
+stays nullable (SQLite cannot add a NOT NULL column to filled rows without copying the table); a
+NULL hash fails verification.
 
 The upgrade computes the hashes of the events already stored. That is the one UPDATE of events
 anywhere: the column is new, so the UPDATE fills a value that did not exist and changes nothing an
-event said; it runs once, under the append lock, in position order.
+event said; it runs once, under the append lock, in position order. On PostgreSQL it rewrites
+every row once (a large store may want a VACUUM afterwards).
 
 Revision ID: 0006
 Revises: 0005
@@ -42,8 +44,7 @@ CREATE FUNCTION bank_event_hash(
     p_type text, p_schema_version smallint, p_recorded_at timestamptz, p_metadata jsonb,
     p_payload jsonb
 ) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT encode(sha256(convert_to(concat_ws(E'
-',
+    SELECT encode(sha256(convert_to(concat_ws(E'\n',
         p_previous, p_position::text, p_event_id::text, p_stream_id, p_version::text, p_type,
         p_schema_version::text,
         to_char(p_recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),

@@ -173,11 +173,14 @@ def _redacted(url: str) -> str:
 
 def _register_groups() -> None:
     from app.apikey_cli import apikey
+    from app.audit_cli import digest, export_command, import_command, verify
     from app.personal_data_cli import forget
     from app.projections_cli import projections
 
     bank.add_command(apikey)
     bank.add_command(projections)
+    for command in (verify, digest, export_command, import_command):
+        bank.add_command(command)
     bank.add_command(forget)
 
 

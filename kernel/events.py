@@ -187,6 +187,8 @@ class RecordedEvent:
     metadata: dict[str, Any]
     schema_version: int
     recorded_at: datetime
+    hash: str | None = None
+    """The event's link in the hash chain (kernel/chain.py)."""
 
     def to_domain(self) -> DomainEvent:
         return event_from_payload(self.type, self.payload, self.schema_version)

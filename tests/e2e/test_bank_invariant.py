@@ -25,7 +25,8 @@ import pytest
 
 from kernel.settings import Settings
 from tests.support import read_side_settings, running_services, wait_until
-from write_side.store.database import create_async_store_engine
+from write_side.audit.verify import verify_chain
+from write_side.store.database import create_async_store_engine, create_sync_store_engine
 from write_side.store.event_store import EventStore
 
 RUN_S = 6.0
@@ -216,3 +217,11 @@ def test_money_is_neither_created_nor_lost_nor_overdrawn_under_concurrent_transf
         sample = queries.get(f"/transfers/{run.acknowledged[0]}")
         assert sample.status_code == 200
         assert sample.json()["status"] == "posted"
+
+    # Every append of the run, from concurrent requests sharing group commits, is one hash chain.
+    engine = create_sync_store_engine(settings.store.database_url)
+    try:
+        verdict = verify_chain(engine)
+    finally:
+        engine.dispose()
+    assert verdict.ok, verdict.reason

@@ -30,6 +30,10 @@ COMMANDS = [
     ["projections", "status"],
     ["projections", "rebuild"],
     ["apikey"],
+    ["verify"],
+    ["digest"],
+    ["export"],
+    ["import"],
 ]
 
 
@@ -51,6 +55,10 @@ def test_bank_help_lists_every_command() -> None:
         "demo",
         "projections",
         "apikey",
+        "verify",
+        "digest",
+        "export",
+        "import",
     ):
         assert name in output
 

@@ -1,8 +1,10 @@
 """Migrations on empty databases: they create the event store, and running them again changes
-nothing; 0004 on a store that already holds idempotency records keeps them."""
+nothing; 0004 on a store that already holds idempotency records keeps them; 0006 chains the events
+already stored."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,11 +19,12 @@ from alembic.script import ScriptDirectory
 from auth.key_store import auth_metadata
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.support import age_command_records
+from write_side.audit.verify import verify_chain
 from write_side.store.database import create_async_store_engine, create_sync_store_engine
 from write_side.store.event_store import EventStore
 from write_side.store.migrate import alembic_config, upgrade_to_head
 from write_side.store.records import ANONYMOUS_CLIENT, ANY_CLIENT
-from write_side.store.schema import commands, metadata
+from write_side.store.schema import commands, events, metadata
 
 EVENT_STORE_TABLES = {"events", "snapshots", "commands", "personal_keys", "alembic_version"}
 
@@ -86,7 +89,11 @@ def test_migrating_an_empty_postgresql_database_creates_the_tables_and_the_appen
 
     state = inspect_database(empty_pg_url)
     assert state["tables"] >= EVENT_STORE_TABLES
-    assert state["functions"] == {"bank_append_batch", "bank_create_personal_keys"}
+    assert state["functions"] == {
+        "bank_append_batch",
+        "bank_event_hash",
+        "bank_create_personal_keys",
+    }
     assert state["revision"] == head_revision()
 
 
@@ -217,3 +224,69 @@ def test_downgrading_0004_restores_one_record_per_key(empty_url: str) -> None:
             assert state["functions"] == {"bank_append", "bank_append_batch"}
     finally:
         engine.dispose()
+
+
+def _events_written_before_0006(url: str) -> None:
+    """Events as a 0005 store holds them (no hash), identical on both backends."""
+    command.upgrade(alembic_config(url), "0005")
+    moment = datetime(2026, 11, 29, 12, 0, 0, 654321, tzinfo=UTC)
+    rows = [
+        ("acc-1", 1, "AccountOpened", {"owner": 'Zoë 山田 "q"', "currency": "EUR"}),
+        ("acc-1", 2, "MoneyDeposited", {"amount": "10.50", "reference": None}),
+        ("acc-2", 1, "AccountOpened", {"owner": "B", "currency": "USD"}),
+        (
+            "acc-1",
+            3,
+            "TransferSent",
+            {"transfer_id": "t", "counterparty": "acc-2", "amount": "1.00"},
+        ),
+    ]
+    engine = create_sync_store_engine(url)
+    try:
+        with engine.begin() as conn:
+            for n, (stream, version, kind, payload) in enumerate(rows):
+                conn.execute(
+                    events.insert().values(
+                        stream_id=stream,
+                        version=version,
+                        event_id=uuid.UUID(int=n + 1),
+                        type=kind,
+                        payload=payload,
+                        metadata={"tx": "x"} if n == 3 else {},
+                        schema_version=2,
+                        recorded_at=moment + timedelta(seconds=n),
+                    )
+                )
+    finally:
+        engine.dispose()
+
+
+def test_0006_chains_the_events_already_stored_identically_on_both_backends(
+    empty_pg_url: str, empty_sqlite_url: str
+) -> None:
+    hashes = []
+    for url in (empty_pg_url, empty_sqlite_url):
+        _events_written_before_0006(url)
+        upgrade_to_head(url)
+        engine = create_sync_store_engine(url)
+        try:
+            verdict = verify_chain(engine)
+            with engine.connect() as conn:
+                hashes.append(conn.execute(sa.select(events.c.hash)).scalars().all())
+        finally:
+            engine.dispose()
+        assert verdict.ok, verdict.reason
+        assert verdict.events == 4
+
+    assert hashes[0] == hashes[1]
+    assert all(hashes[0])
+
+
+def test_downgrading_0006_drops_the_chain(empty_url: str) -> None:
+    upgrade_to_head(empty_url)
+
+    command.downgrade(alembic_config(empty_url), "0005")
+
+    state = inspect_database(empty_url)
+    assert "hash" not in state["columns"]["events"]  # type: ignore[index]
+    assert state.get("functions", {"bank_append_batch"}) == {"bank_append_batch"}

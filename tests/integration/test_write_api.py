@@ -368,7 +368,7 @@ async def test_the_events_endpoint_lists_the_account_history(client: Client) -> 
     assert body["account_id"] == "acc-1"
     stored = await store_of(client).read_stream("acc-1")
     assert [
-        {k: e[k] for k in ("event_id", "type", "version", "position", "payload")}
+        {k: e[k] for k in ("event_id", "type", "version", "position", "payload", "hash")}
         for e in body["events"]
     ] == [
         {
@@ -377,6 +377,7 @@ async def test_the_events_endpoint_lists_the_account_history(client: Client) -> 
             "version": e.version,
             "position": e.position,
             "payload": e.payload,
+            "hash": e.hash,
         }
         for e in stored
     ]
@@ -387,7 +388,16 @@ async def test_the_events_endpoint_lists_the_account_history(client: Client) -> 
     ]
     assert body["events"][1]["payload"] == {"amount": "12.50"}
     for event in body["events"]:
-        assert set(event) == {"event_id", "type", "version", "position", "payload", "recorded_at"}
+        assert set(event) == {
+            "event_id",
+            "type",
+            "version",
+            "position",
+            "payload",
+            "recorded_at",
+            "hash",
+        }
+        assert len(event["hash"]) == 64
         assert datetime.fromisoformat(event["recorded_at"]).utcoffset() == timedelta(0)
 
 

@@ -24,6 +24,14 @@ MUTATIONS_OF_EVENTS = re.compile(
 )
 
 
+BACKFILLS = {
+    # Fills the new `hash` column of the events already stored, once: it adds a value that did
+    # not exist and changes nothing an event said (see the migration's docstring).
+    "write_side/migrations/versions/0006_hash_chain.py": 2,
+}
+"""Files allowed to UPDATE events, with how many lines that do; any other mutation fails."""
+
+
 def source_files() -> list[Path]:
     return [
         path
@@ -66,5 +74,10 @@ def test_no_source_file_updates_or_deletes_stored_events() -> None:
         if MUTATIONS_OF_EVENTS.search(line)
     ]
 
+    allowed = [o for o in offenders if o.split(":")[0] in BACKFILLS]
+    counted = {f: sum(o.startswith(f + ":") for o in allowed) for f in BACKFILLS}
+
     assert files, "the guard found no source files to read"
-    assert offenders == []
+    assert [o for o in offenders if o not in allowed] == []
+    assert counted == BACKFILLS
+    assert all("UPDATE events SET hash" in o for o in allowed)

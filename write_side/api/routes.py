@@ -239,7 +239,9 @@ async def account_events(
     personal_data: PersonalData = state.personal_data
     recorded = await personal_data.reveal(recorded)
     events = [
-        EventResponse(str(e.event_id), e.type, e.version, e.position, e.payload, e.recorded_at)
+        EventResponse(
+            str(e.event_id), e.type, e.version, e.position, e.payload, e.recorded_at, e.hash
+        )
         for e in recorded
     ]
     return EventsResponse(account_id, events)

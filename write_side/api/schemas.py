@@ -201,6 +201,8 @@ class EventResponse(msgspec.Struct):
     position: int
     payload: dict[str, Any]
     recorded_at: datetime
+    hash: str | None
+    """The event's link in the hash chain (`bank verify`; docs/audit.md)."""
 
 
 class EventsResponse(msgspec.Struct):

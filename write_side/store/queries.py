@@ -22,6 +22,7 @@ EVENT_COLUMNS = (
     events.c.metadata,
     events.c.schema_version,
     events.c.recorded_at,
+    events.c.hash,
 )
 
 
@@ -74,6 +75,7 @@ def recorded_event(row: Any) -> RecordedEvent:
         metadata=row[6],
         schema_version=row[7],
         recorded_at=as_utc(row[8]),
+        hash=row[9],
     )
 
 

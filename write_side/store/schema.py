@@ -24,6 +24,8 @@ events = sa.Table(
     sa.Column("metadata", Json, nullable=False),
     sa.Column("schema_version", sa.SmallInteger, nullable=False),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    # The hash chain (kernel/chain.py, migration 0006); every append fills it.
+    sa.Column("hash", sa.String(64)),
     sa.UniqueConstraint("stream_id", "version", name="uq_events_stream_version"),
     sqlite_autoincrement=True,
 )

@@ -1,16 +1,20 @@
 """Appending on SQLite: `BEGIN IMMEDIATE` takes the database's single write lock before the version
 checks, so appends are serialised and positions become visible in commit order, as on PostgreSQL;
-one transaction covers every stream an append writes."""
+one transaction covers every stream an append writes. Under that lock the append also extends the
+hash chain (kernel/chain.py): it reads the head's position and hash, and numbers and hashes its
+events itself."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from kernel.chain import GENESIS, canonical_json, event_hash
 from kernel.events import NewEvent
-from write_side.store.queries import current_version, find_command, find_transfer
+from write_side.store.queries import find_command, find_transfer
 from write_side.store.records import (
     CommandRecord,
     ConcurrencyError,
@@ -36,14 +40,30 @@ async def append_sqlite(
     async with engine.connect() as conn:
         conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
         async with conn.begin():
-            await _check(conn, expected_versions, command, claimed, valid_after)
+            position, previous = await _check(
+                conn, expected_versions, command, claimed, valid_after
+            )
             versions = dict(expected_versions)
-            position = 0
             for stream, event in new_events:
                 versions[stream] += 1
-                inserted = await conn.execute(
-                    events.insert().returning(events.c.position),
+                position += 1
+                previous = event_hash(
+                    previous,
+                    position,
+                    event.event_id,
+                    stream,
+                    versions[stream],
+                    event.type,
+                    event.schema_version,
+                    now,
+                    canonical_json(event.metadata),
+                    canonical_json(event.payload),
+                )
+                await conn.execute(
+                    events.insert(),
                     {
+                        "position": position,
+                        "hash": previous,
                         "stream_id": stream,
                         "version": versions[stream],
                         "event_id": event.event_id,
@@ -54,7 +74,6 @@ async def append_sqlite(
                         "recorded_at": now,
                     },
                 )
-                position = inserted.scalar_one()
             if command is not None:
                 first = new_events[0][0]
                 await _record_command(conn, command, first, versions[first], position, now)
@@ -72,14 +91,27 @@ async def append_sqlite(
     return MultiAppendResult(position, versions)
 
 
+_VERSIONS_AND_HEAD = sa.text(
+    "SELECT NULL, position, hash FROM "
+    "(SELECT position, hash FROM events ORDER BY position DESC LIMIT 1) "
+    "UNION ALL "
+    "SELECT stream_id, max(version), NULL FROM events WHERE stream_id IN :streams "
+    "GROUP BY stream_id"
+).bindparams(sa.bindparam("streams", expanding=True))
+"""One round trip for what the append needs to know: each written stream's version and the
+chain's head (the row whose first column is NULL)."""
+
+
 async def _check(
     conn: AsyncConnection,
     expected_versions: Mapping[str, int],
     command: CommandRecord | None,
     claimed: Sequence[TransferRecord],
     valid_after: datetime,
-) -> None:
-    """The same checks, in the same order, as bank_append_batch() on PostgreSQL."""
+) -> tuple[int, str]:
+    """The same checks, in the same order, as bank_append_batch() on PostgreSQL; returns the
+    last event's position and hash (0 and the genesis hash in an empty store), which the append
+    continues from, as AUTOINCREMENT would while no event is ever deleted."""
     if command is not None:
         existing = await find_command(conn, command.client, command.idempotency_key, valid_after)
         if existing is not None:
@@ -88,10 +120,18 @@ async def _check(
         taken = await find_transfer(conn, transfer.transfer_id)
         if taken is not None:
             raise TransferExists(taken)
+    rows = await conn.execute(_VERSIONS_AND_HEAD, {"streams": sorted(expected_versions)})
+    current: dict[str, int] = {}
+    position, previous = 0, GENESIS
+    for stream, number, hash_ in rows:
+        if stream is None:
+            position, previous = number, hash_ or GENESIS
+        else:
+            current[stream] = number
     for stream in sorted(expected_versions):
-        current = await current_version(conn, stream)
-        if current != expected_versions[stream]:
-            raise ConcurrencyError(stream, expected_versions[stream], current)
+        if current.get(stream, 0) != expected_versions[stream]:
+            raise ConcurrencyError(stream, expected_versions[stream], current.get(stream, 0))
+    return position, previous
 
 
 async def _record_command(

@@ -11,7 +11,7 @@ WAL flush covers every earlier record, this commit included. A key whose append 
 may be lost in a crash, which loses nothing (no event uses it).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-30
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import sqlalchemy as sa
 
 from kernel.master_key import MasterKey, new_master_key_text
 from kernel.personal_data import ERASED
+from tests.integration.audit_support import bank
 from write_side.batches import BatchRunner
 from write_side.command_bus import CommandBus
 from write_side.commands import Batch, Deposit, OpenAccount, Transfer
@@ -18,6 +20,7 @@ from write_side.forget import forget_account
 from write_side.personal_data import PersonalData
 from write_side.publisher import NoPublisher
 from write_side.repository import AccountRepository
+from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
 from write_side.store.personal_keys import PersonalKeys
 from write_side.store.schema import events, personal_keys, snapshots
@@ -156,3 +159,39 @@ async def test_a_refused_key_statement_fails_every_opening_that_shared_it(
     assert all(isinstance(outcome, sa.exc.DBAPIError) for outcome in outcomes)
     again = await keys.create(["fine"])  # the batcher is not stuck
     assert list(again.keys) == ["fine"]
+
+
+async def test_an_export_moves_sealed_owners_and_forgotten_accounts_to_a_new_store(
+    sqlite_url: str, pg_url: str, tmp_path: Path
+) -> None:
+    """`bank export`/`bank import` carry each account's key (still wrapped) on its AccountOpened
+    line: with the same master key the new store reads its owners, and a forgotten account stays
+    forgotten there."""
+    master = MasterKey(new_master_key_text())
+    engine = create_async_store_engine(sqlite_url)
+    try:
+        store = EventStore(engine)
+        personal_data = PersonalData(PersonalKeys(engine, master))
+        repository = AccountRepository(store, snapshot_every=3, personal_data=personal_data)
+        bus = CommandBus(repository, NoPublisher(), deadline_s=10)
+        await bus.execute(OpenAccount(NAME, account_id="ada"))
+        await bus.execute(OpenAccount("Bob Forgotten", account_id="bob"))
+        await forget_account(repository, personal_data, NoPublisher(), "bob")
+    finally:
+        await engine.dispose()
+    exported = tmp_path / "ledger.jsonl"
+
+    assert (await asyncio.to_thread(bank, sqlite_url, "export", str(exported))).returncode == 0
+    assert (await asyncio.to_thread(bank, pg_url, "import", str(exported))).returncode == 0
+
+    moved = create_async_store_engine(pg_url)
+    try:
+        revealer = PersonalData(PersonalKeys(moved, master))
+        moved_store = EventStore(moved)
+        ada = await revealer.reveal(await moved_store.read_stream("ada"))
+        bob = await revealer.reveal(await moved_store.read_stream("bob"))
+    finally:
+        await moved.dispose()
+    assert ada[0].payload["owner"] == NAME
+    assert bob[0].payload["owner"] == ERASED
+    assert "Bob Forgotten" not in exported.read_text()

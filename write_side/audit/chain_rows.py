@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from kernel.chain import canonical_json_text, event_hash
 from write_side.store.queries import as_utc
-from write_side.store.schema import events, transfers
+from write_side.store.schema import events, personal_keys, transfers
 
 PAGE = 1000
 
@@ -33,6 +33,16 @@ class TransferRow:
 
 
 @dataclass(frozen=True, slots=True)
+class PersonalKeyRow:
+    """The personal_keys row of an account, carried on its AccountOpened (not part of the chain):
+    the key wrapped by the master key (None once forgotten: a tombstone)."""
+
+    wrapped_key: bytes | None
+    created_at: datetime
+    erased_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class ChainRow:
     position: int
     event_id: uuid.UUID
@@ -45,6 +55,7 @@ class ChainRow:
     payload_json: str
     hash: str | None
     transfer: TransferRow | None = None
+    personal_key: PersonalKeyRow | None = None
 
     def link(self, previous: str) -> str:
         """This event's hash if it follows `previous` in the chain."""
@@ -92,6 +103,7 @@ def _statement(with_transfers: bool) -> sa.Select[Any]:
     if not with_transfers:
         return sa.select(*columns).order_by(page.c.position)
     claimed = sa.and_(page.c.type == "TransferSent", transfers.c.transfer_id == page.c.transfer_id)
+    keyed = sa.and_(page.c.type == "AccountOpened", personal_keys.c.stream_id == page.c.stream_id)
     return (
         sa.select(
             *columns,
@@ -100,18 +112,25 @@ def _statement(with_transfers: bool) -> sa.Select[Any]:
             sa.cast(transfers.c.result, sa.Text),
             transfers.c.last_position,
             transfers.c.recorded_at,
+            personal_keys.c.stream_id,
+            personal_keys.c.wrapped_key,
+            personal_keys.c.created_at,
+            personal_keys.c.erased_at,
         )
-        .select_from(page.outerjoin(transfers, claimed))
+        .select_from(page.outerjoin(transfers, claimed).outerjoin(personal_keys, keyed))
         .order_by(page.c.position)
     )
 
 
 def _row(raw: Any) -> ChainRow:
-    transfer = None
+    transfer = personal_key = None
     if len(raw) > 10 and raw[10] is not None:
         transfer = TransferRow(
             raw[10], raw[11], canonical_json_text(raw[12]), raw[13], as_utc(raw[14])
         )
+    if len(raw) > 15 and raw[15] is not None:
+        erased_at = as_utc(raw[18]) if raw[18] is not None else None
+        personal_key = PersonalKeyRow(raw[16], as_utc(raw[17]), erased_at)
     return ChainRow(
         position=raw[0],
         event_id=raw[1],
@@ -124,6 +143,7 @@ def _row(raw: Any) -> ChainRow:
         payload_json=canonical_json_text(raw[8]),
         hash=raw[9],
         transfer=transfer,
+        personal_key=personal_key,
     )
 
 

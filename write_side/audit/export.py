@@ -3,12 +3,16 @@
 A line holds the event's stored fields with payload and metadata in canonical form, so the same
 store exports the same bytes from either backend. A TransferSent line also carries the transfers
 table's row its transfer claimed (`transfer`), outside the chain: it is derivable from the events
-and lets an imported store keep answering retries of those transfer ids. Snapshots (derivable) and
+and lets an imported store keep answering retries of those transfer ids. An AccountOpened line of
+a sealed account carries its personal-data key (`personal_key`), still wrapped by the master key
+(or the tombstone of a forgotten account): the moved store reads its owners with the same
+`BANK_MASTER_KEY`, and forgotten accounts stay forgotten. Snapshots (derivable) and
 idempotency records (short-lived) are not exported.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from typing import IO
@@ -16,7 +20,7 @@ from typing import IO
 import sqlalchemy as sa
 
 from kernel.chain import canonical_time
-from write_side.audit.chain_rows import ChainRow, TransferRow, chain_rows
+from write_side.audit.chain_rows import ChainRow, PersonalKeyRow, TransferRow, chain_rows
 
 
 def export_line(row: ChainRow) -> str:
@@ -34,7 +38,21 @@ def export_line(row: ChainRow) -> str:
     ]
     if row.transfer is not None:
         fields.append(f'"transfer": {_transfer(row.transfer)}')
+    if row.personal_key is not None:
+        fields.append(f'"personal_key": {_personal_key(row.personal_key)}')
     return "{" + ", ".join(fields) + "}\n"
+
+
+def _personal_key(key: PersonalKeyRow) -> str:
+    wrapped = base64.b64encode(key.wrapped_key).decode() if key.wrapped_key is not None else None
+    erased_at = canonical_time(key.erased_at) if key.erased_at is not None else None
+    return json.dumps(
+        {
+            "wrapped_key": wrapped,
+            "created_at": canonical_time(key.created_at),
+            "erased_at": erased_at,
+        }
+    )
 
 
 def _transfer(transfer: TransferRow) -> str:

@@ -3,12 +3,15 @@
 Positions, event ids, versions, recorded times and hashes are kept exactly; each line's hash is
 recomputed from the line before it, and the first line that does not verify stops the import with
 its line number. Everything is inserted in one transaction, so a refused import leaves the store
-empty. Transfers rows come along from the TransferSent lines; idempotency records and snapshots
-do not exist in an export (see export.py).
+empty. Transfers rows come along from the TransferSent lines and personal-data keys (still
+wrapped) from the AccountOpened lines; idempotency records and snapshots do not exist in an export
+(see export.py).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import uuid
 from collections.abc import Callable, Iterable
@@ -19,7 +22,7 @@ import sqlalchemy as sa
 
 from kernel.chain import GENESIS, canonical_json, parse_json
 from write_side.audit.chain_rows import ChainRow
-from write_side.store.schema import events, transfers
+from write_side.store.schema import events, personal_keys, transfers
 
 CHUNK = 1000
 
@@ -50,7 +53,7 @@ def _insert_events(postgres: bool) -> sa.TextClause:
     )
 
 
-def _parse(number: int, line: str) -> tuple[ChainRow, dict[str, Any] | None]:
+def _parse(number: int, line: str) -> tuple[ChainRow, dict[str, Any] | None, dict[str, Any] | None]:
     try:
         raw = parse_json(line)
         row = ChainRow(
@@ -67,8 +70,26 @@ def _parse(number: int, line: str) -> tuple[ChainRow, dict[str, Any] | None]:
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ImportRefused(f"line {number}: not an exported event ({exc})") from None
-    transfer = raw.get("transfer")
-    return row, transfer if isinstance(transfer, dict) else None
+    transfer, key = raw.get("transfer"), raw.get("personal_key")
+    return (
+        row,
+        transfer if isinstance(transfer, dict) else None,
+        _key_values(number, row.stream_id, key) if isinstance(key, dict) else None,
+    )
+
+
+def _key_values(number: int, stream_id: str, key: dict[str, Any]) -> dict[str, Any]:
+    try:
+        wrapped = key["wrapped_key"]
+        erased_at = key["erased_at"]
+        return {
+            "stream_id": stream_id,
+            "wrapped_key": base64.b64decode(wrapped, validate=True) if wrapped else None,
+            "created_at": datetime.fromisoformat(key["created_at"]),
+            "erased_at": datetime.fromisoformat(erased_at) if erased_at else None,
+        }
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise ImportRefused(f"line {number}: not an exported personal key ({exc})") from None
 
 
 def _transfer_values(number: int, transfer: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +114,7 @@ def import_events(
     previous, last, count = GENESIS, 0, 0
     rows: list[dict[str, Any]] = []
     claims: list[dict[str, Any]] = []
+    keys: list[dict[str, Any]] = []
     with engine.begin() as conn:
         held = conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one()
         if held:
@@ -100,7 +122,7 @@ def import_events(
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            row, transfer = _parse(number, line)
+            row, transfer, key = _parse(number, line)
             if row.position <= last:
                 raise ImportRefused(
                     f"line {number}: order broken: position {row.position} after {last}"
@@ -113,10 +135,14 @@ def import_events(
             rows.append(_values(row))
             if transfer is not None:
                 claims.append(_transfer_values(number, transfer))
+            if key is not None:
+                keys.append(key)
             previous, last, count = row.hash, row.position, count + 1
             if len(rows) >= CHUNK:
                 _flush(conn, insert, rows, claims, on_chunk, last)
         _flush(conn, insert, rows, claims, on_chunk, last)
+        if keys:
+            conn.execute(personal_keys.insert(), keys)
         if postgres and count:
             conn.execute(
                 sa.text("SELECT setval(pg_get_serial_sequence('events', 'position'), :last)"),

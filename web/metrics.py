@@ -38,6 +38,10 @@ LATENCY = Histogram(
 )
 
 
+PROMETHEUS_TEXT = "text/plain"
+"""The media type /metrics declares (the answer's header adds Prometheus' version parameter)."""
+
+
 def exposition(extra: Iterable[Collector] = ()) -> Response[bytes]:
     """The metrics of every process of this server (multiprocess mode) plus `extra` families."""
     if os.environ.get(MULTIPROC_DIR):

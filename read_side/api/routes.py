@@ -69,7 +69,7 @@ class Health(msgspec.Struct, frozen=True):
     status: str
 
 
-def _errors(*statuses: int) -> dict[int, ResponseSpec]:
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     described = {
         401: "unauthorized: no valid bearer token.",
         403: "forbidden: the API key lacks the scope.",
@@ -83,7 +83,11 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-@get("/accounts/{account_id:str}/balance", responses=_errors(401, 403, 400, 404, 503), guards=READ)
+@get(
+    "/accounts/{account_id:str}/balance",
+    responses=error_responses(401, 403, 400, 404, 503),
+    guards=READ,
+)
 async def get_balance(
     reader: Reader,
     watcher: Watcher,
@@ -99,7 +103,9 @@ async def get_balance(
 
 
 @get(
-    "/accounts/{account_id:str}/statement", responses=_errors(401, 403, 400, 404, 503), guards=READ
+    "/accounts/{account_id:str}/statement",
+    responses=error_responses(401, 403, 400, 404, 503),
+    guards=READ,
 )
 async def get_statement(
     reader: Reader,
@@ -120,7 +126,9 @@ async def get_statement(
     return await reader.statement(account_id, limit, before_version)
 
 
-@get("/transfers/{transfer_id:str}", responses=_errors(401, 403, 400, 404, 503), guards=READ)
+@get(
+    "/transfers/{transfer_id:str}", responses=error_responses(401, 403, 400, 404, 503), guards=READ
+)
 async def get_transfer(
     reader: Reader,
     watcher: Watcher,
@@ -134,7 +142,7 @@ async def get_transfer(
     return await reader.transfer(transfer_id)
 
 
-@get("/accounts", responses=_errors(401, 403, 400, 503), guards=READ)
+@get("/accounts", responses=error_responses(401, 403, 400, 503), guards=READ)
 async def list_accounts(
     reader: Reader,
     sort: Annotated[SortKey, QueryParameter(description="balance or id")] = "id",
@@ -146,19 +154,19 @@ async def list_accounts(
     return await reader.accounts(sort, order, limit, cursor)
 
 
-@get("/summary", responses=_errors(401, 403, 503), guards=READ)
+@get("/summary", responses=error_responses(401, 403, 503), guards=READ)
 async def get_summary(reader: Reader) -> Summary:
     """Counts and balance totals per currency over all accounts."""
     return await reader.summary()
 
 
-@get("/projections", responses=_errors(401, 403, 503), guards=ADMIN)
+@get("/projections", responses=error_responses(401, 403, 503), guards=ADMIN)
 async def list_projections(reader: Reader) -> list[ProjectionStatus]:
     """Each projection's checkpoint, the store head announced to Redis and the lag between them."""
     return await reader.projections()
 
 
-@get("/health", responses=_errors(503))
+@get("/health", responses=error_responses(503))
 async def health(reader: Reader) -> Health:
     """200 when Redis answers; a Redis error becomes 503 redis_unavailable (api/errors.py)."""
     await reader.ping()

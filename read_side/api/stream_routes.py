@@ -20,12 +20,12 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from auth.guards import requires
 from kernel.change_feed import RESET, Change, ChangeId, Reset
-from read_side.api.routes import Reader
+from read_side.api.routes import Reader, error_responses
 from read_side.change_hub import ChangeHub, Subscription
 from read_side.change_log import ChangeLog, ChangesLost
 from read_side.errors import InvalidCursor
 from read_side.metrics import ScrapedFamilies, projection_families, worker_families
-from web.metrics import exposition
+from web.metrics import PROMETHEUS_TEXT, exposition
 
 Hub = NamedDependency[ChangeHub]
 Log = NamedDependency[ChangeLog]
@@ -87,7 +87,12 @@ async def _live(subscription: Subscription) -> AsyncIterator[Change | None]:
         yield change
 
 
-@get("/stream", guards=[requires("read")])
+@get(
+    "/stream",
+    guards=[requires("read")],
+    media_type="text/event-stream",
+    responses=error_responses(400, 401, 403, 503),
+)
 async def stream(hub: Hub, change_log: Log, last_event_id: LastEventId = None) -> ServerSentEvent:
     """Server-Sent Events: `balance`, `transfer` and `projection` changes as batches commit."""
     since = None
@@ -101,7 +106,11 @@ async def stream(hub: Hub, change_log: Log, last_event_id: LastEventId = None) -
     )
 
 
-@get("/metrics", summary="Prometheus metrics: requests, projections, workers, stream clients")
+@get(
+    "/metrics",
+    summary="Prometheus metrics: requests, projections, workers, stream clients",
+    media_type=PROMETHEUS_TEXT,
+)
 async def metrics(reader: Reader) -> Response[bytes]:
     families = projection_families(await reader.projections())
     families += worker_families(await reader.worker_metrics())

@@ -19,7 +19,7 @@ from auth.sql_resolver import POOL_SIZE as KEY_STORE_POOL_SIZE
 from auth.sql_resolver import SqlKeyResolver
 from kernel.master_key import master_key_of
 from kernel.settings import Settings
-from web.metrics import exposition
+from web.metrics import PROMETHEUS_TEXT, exposition
 from web.observer import observe
 from write_side.account_cache import CachedAccounts
 from write_side.api import ledger_routes, routes
@@ -63,7 +63,11 @@ async def health(state: State) -> Response[HealthResponse]:
     return Response(HealthResponse("ok", "ok"))
 
 
-@get("/metrics", summary="Prometheus metrics of every worker process of this server")
+@get(
+    "/metrics",
+    summary="Prometheus metrics of every worker process of this server",
+    media_type=PROMETHEUS_TEXT,
+)
 async def metrics() -> Response[bytes]:
     return exposition()
 

@@ -10,6 +10,7 @@ import redis
 import sqlalchemy.exc
 
 from kernel.settings import Settings, SettingsError
+from write_side.store.personal_keys import MasterKeyMissing
 
 UNDEFINED_TABLE_OR_FUNCTION = {"42P01", "42883"}  # PostgreSQL SQLSTATEs
 
@@ -31,7 +32,7 @@ def load_settings() -> Settings:
 def explain_operational_errors(doing: str) -> Iterator[None]:
     try:
         yield
-    except SettingsError as exc:
+    except (SettingsError, MasterKeyMissing) as exc:
         raise click.ClickException(str(exc)) from None
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError) as exc:
         if _schema_missing(exc):

@@ -24,7 +24,13 @@ from tests.support import (
     read_side_settings,
     wait_until,
 )
+from write_side.command_bus import CommandBus
+from write_side.commands import OpenAccount
+from write_side.personal_data import PersonalData
+from write_side.publisher import NoPublisher
+from write_side.repository import AccountRepository
 from write_side.store.database import create_async_store_engine
+from write_side.store.event_store import EventStore
 from write_side.store.personal_keys import PersonalKeys
 
 pytest_plugins = ["tests.fixtures"]  # settings, rdb, services
@@ -154,10 +160,14 @@ def test_forgetting_an_account_that_does_not_exist_is_one_line_and_exit_1(
 
 
 async def _seal_one_account(settings: Settings) -> None:
+    """Open one account through the command path with the master key: its owner is stored sealed."""
     engine = create_async_store_engine(settings.store.database_url)
     try:
         master = MasterKey(settings.personal_data.master_key or "")
-        await PersonalKeys(engine, master).create(["someone"])
+        personal_data = PersonalData(PersonalKeys(engine, master))
+        repository = AccountRepository(EventStore(engine), 100, personal_data=personal_data)
+        bus = CommandBus(repository, NoPublisher(), deadline_s=10)
+        await bus.execute(OpenAccount(NAME, account_id="someone"))
     finally:
         await engine.dispose()
 
@@ -176,4 +186,12 @@ def test_processes_refuse_to_start_without_the_master_key_once_data_is_encrypted
         lines = refused.stderr.strip().splitlines()
         assert len(lines) == 1, refused.stderr
         assert "BANK_MASTER_KEY" in lines[0]
+    for admin in (["rebuild", "--all"], ["rebuild", "--all", "--dry-run"]):
+        refused = _bank(without_key, "projections", *admin)
+
+        assert refused.returncode == 1, admin
+        assert "Traceback" not in refused.stderr, refused.stderr
+        last = refused.stderr.strip().splitlines()[-1]  # after the progress bar's label
+        assert last.startswith("Error: "), refused.stderr
+        assert "BANK_MASTER_KEY" in last, refused.stderr
     assert _bank(settings, "worker", "--burst").returncode == 0  # with the key it runs

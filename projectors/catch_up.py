@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
@@ -69,9 +69,15 @@ class ProjectionContext:
     keys: ReadModelKeys
     master_key: MasterKey | None = None
     """Opens the accounts' keys, so the folds see owners in clear (or `[erased]`)."""
+    personal_data: PersonalData = field(init=False)
+    """Built once per context, not per batch."""
+
+    def __post_init__(self) -> None:
+        keys = PersonalKeys(self.store.engine, self.master_key)
+        object.__setattr__(self, "personal_data", PersonalData(keys))
 
     async def revealed(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
-        return await PersonalData(PersonalKeys(self.store.engine, self.master_key)).reveal(events)
+        return await self.personal_data.reveal(events)
 
 
 @asynccontextmanager

@@ -68,6 +68,15 @@ def balance_positions(events: list[Sse]) -> list[int]:
     return [int(str(e.data["position"])) for e in events if e.event == "balance"]
 
 
+def covered(events: list[Sse]) -> bool:
+    """A `projection` change reports a checkpoint at or past the last balance change seen: the
+    batch that carried it is committed (its progress is staged after its balances)."""
+    positions = balance_positions(events)
+    return bool(positions) and any(
+        int(str(e.data["checkpoint"])) >= positions[-1] for e in events if e.event == "projection"
+    )
+
+
 def burst(writes: httpx.Client, accounts: list[str], rounds: int) -> list[int]:
     positions = []
     for n in range(rounds):
@@ -100,7 +109,7 @@ def test_a_subscriber_sees_every_balance_change_of_a_burst_in_position_order(
         lambda: read_stream(
             str(queries.base_url),
             str(start),
-            lambda seen: len(balance_positions(seen)) >= expected_count,
+            lambda seen: len(balance_positions(seen)) >= expected_count and covered(seen),
         )
     )
 

@@ -30,6 +30,11 @@ class ErrorCode(StrEnum):
     CURRENCY_MISMATCH = "currency_mismatch"
     TRANSFER_EXISTS = "transfer_exists"
     LIMIT_BELOW_BALANCE = "limit_below_balance"
+    HOLD_EXISTS = "hold_exists"
+    HOLD_NOT_FOUND = "hold_not_found"
+    HOLD_NOT_PENDING = "hold_not_pending"
+    AMOUNT_EXCEEDS_HOLD = "amount_exceeds_hold"
+    PENDING_HOLDS = "pending_holds"
     BATCH_FAILED = "batch_failed"
     LINKED_COMMAND_FAILED = "linked_command_failed"
     IDEMPOTENCY_KEY_IN_FLIGHT = "idempotency_key_in_flight"
@@ -69,6 +74,8 @@ class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
     """A sentence for people; never internals."""
     current_version: int | None = None
     """With `version_conflict`: the account's version now."""
+    status: str | None = None
+    """With `hold_not_pending`: the hold's status now ("captured", "voided" or "expired")."""
 
 
 class CommandError(msgspec.Struct, frozen=True):

@@ -69,6 +69,52 @@ class TransferReceived(msgspec.Struct, frozen=True, omit_defaults=True):
     reference: str | None = None
 
 
+HOLD_SIDES = ("from", "to")
+"""A hold event is appended on both accounts in one transaction: `side` says which one this is."""
+
+
+class HoldPlaced(msgspec.Struct, frozen=True, omit_defaults=True):
+    """`amount` is reserved on the "from" account for `counterparty` until `expires_at` (UTC):
+    the balance does not move, what the account can pay out does. Also on the "to" account, which
+    cannot close while a hold towards it is pending."""
+
+    hold_id: str
+    side: str
+    counterparty: str
+    amount: Decimal
+    expires_at: datetime
+    reference: str | None = None
+
+
+class HoldCaptured(msgspec.Struct, frozen=True):
+    """The hold is resolved: `captured_amount` moves (a TransferSent/TransferReceived with
+    transfer id = hold id follows in the same append), `released_amount` goes back."""
+
+    hold_id: str
+    side: str
+    counterparty: str
+    captured_amount: Decimal
+    released_amount: Decimal
+
+
+class HoldVoided(msgspec.Struct, frozen=True):
+    """The hold is resolved by the client: all of `amount` goes back, nothing moves."""
+
+    hold_id: str
+    side: str
+    counterparty: str
+    amount: Decimal
+
+
+class HoldExpired(msgspec.Struct, frozen=True):
+    """The hold reached `expires_at` while pending: all of `amount` goes back, nothing moves."""
+
+    hold_id: str
+    side: str
+    counterparty: str
+    amount: Decimal
+
+
 class PersonalDataErased(msgspec.Struct, frozen=True):
     """The account's personal-data key was destroyed (`bank forget`): from here on its personal
     fields read as `[erased]`. The account itself, its money and its history stay."""
@@ -83,6 +129,10 @@ DomainEvent: TypeAlias = (
     | TransferSent
     | TransferReceived
     | PersonalDataErased
+    | HoldPlaced
+    | HoldCaptured
+    | HoldVoided
+    | HoldExpired
 )
 
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
@@ -96,6 +146,10 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         TransferSent,
         TransferReceived,
         PersonalDataErased,
+        HoldPlaced,
+        HoldCaptured,
+        HoldVoided,
+        HoldExpired,
     )
 }
 

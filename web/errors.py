@@ -27,8 +27,9 @@ def error_response(
     headers: dict[str, str] | None = None,
     *,
     current_version: int | None = None,
+    status_now: str | None = None,
 ) -> Response[ErrorBody]:
-    body = ErrorBody(str(code), detail, current_version)
+    body = ErrorBody(str(code), detail, current_version, status_now)
     return Response(body, status_code=status, headers=headers)
 
 

@@ -122,3 +122,50 @@ class Batch:
     def __post_init__(self) -> None:
         if not 1 <= len(self.commands) <= MAX_BATCH:
             raise InvalidCommand(f"a batch holds 1 to {MAX_BATCH} commands")
+
+
+MAX_HOLD_S = 604_800
+"""The longest a hold may stay pending: a week."""
+DEFAULT_HOLD_S = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceHold:
+    """Reserve `amount` on `from_account` for `to_account` for `expires_in_s` seconds."""
+
+    from_account: str
+    to_account: str
+    amount: Decimal
+    hold_id: str | None = None
+    """In the transfer-id namespace (the capture's transfer has this id); None: generated."""
+    expires_in_s: int = DEFAULT_HOLD_S
+    reference: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "amount", _valid_amount(self.amount))
+        _check_reference(self.reference)
+        if self.hold_id is not None and not ACCOUNT_ID.matches(self.hold_id):
+            raise InvalidCommand(f"hold_id must be {ACCOUNT_ID.description}")
+        if not 1 <= self.expires_in_s <= MAX_HOLD_S:
+            raise InvalidCommand(f"expires_in_s must be 1 to {MAX_HOLD_S} seconds")
+        if self.from_account == self.to_account:
+            raise SameAccount("a hold needs two different accounts")
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureHold:
+    hold_id: str
+    amount: Decimal | None = None
+    """At most the held amount; None captures all of it."""
+
+    def __post_init__(self) -> None:
+        if self.amount is not None:
+            object.__setattr__(self, "amount", _valid_amount(self.amount))
+
+
+@dataclass(frozen=True, slots=True)
+class VoidHold:
+    hold_id: str
+
+
+HoldCommand: TypeAlias = PlaceHold | CaptureHold | VoidHold

@@ -88,10 +88,14 @@ class Workspace:
         return any(loaded.from_cache for loaded in self.loaded.values())
 
     async def save(
-        self, name: str, record: CommandRecord | None, transfers: Sequence[TransferRecord] = ()
+        self,
+        name: str,
+        record: CommandRecord | None,
+        transfers: Sequence[TransferRecord] = (),
+        extra_metadata: Mapping[str, str] | None = None,
     ) -> MultiAppendResult:
         written = {stream for stream, _ in self.events}
-        metadata = {"command": name, "correlation_id": uuid.uuid4().hex}
+        metadata = {"command": name, "correlation_id": uuid.uuid4().hex, **(extra_metadata or {})}
         if record is not None:
             metadata["idempotency_key"] = record.idempotency_key
         accounts = {account_id: self.loaded[account_id].account for account_id in written}

@@ -53,5 +53,5 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
     assert body["error"] == code, body
     assert isinstance(body["detail"], str)
     assert body["detail"]
-    assert set(body) <= {"error", "detail", "current_version"}
+    assert set(body) <= {"error", "detail", "current_version", "status"}
     assert "Traceback" not in response.text

@@ -279,6 +279,7 @@ def test_snapshot_state_is_plain_json_with_money_as_a_string() -> None:
         "is_closed": False,
         "overdraft_limit": "0.00",
         "personal_data_erased": False,
+        "holds": {},
     }
 
 

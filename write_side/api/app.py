@@ -22,11 +22,12 @@ from kernel.settings import Settings
 from web.metrics import PROMETHEUS_TEXT, exposition
 from web.observer import observe
 from write_side.account_cache import CachedAccounts
-from write_side.api import ledger_routes, routes
+from write_side.api import holds_routes, ledger_routes, routes
 from write_side.api.errors import EXCEPTION_HANDLERS
 from write_side.api.schemas import HealthResponse
 from write_side.batches import BatchRunner
 from write_side.command_bus import CommandBus
+from write_side.holds import HoldRunner
 from write_side.metrics import count_command
 from write_side.personal_data import PersonalData
 from write_side.publisher import EventPublisher
@@ -91,6 +92,7 @@ def create_write_app(settings: Settings, publisher_factory: PublisherFactory) ->
         app.state.bus = bus
         app.state.transfers = TransferRunner(bus, repository, publisher)
         app.state.batches = BatchRunner(bus, repository, publisher)
+        app.state.holds = HoldRunner(bus, repository, publisher)
         try:
             yield
         finally:
@@ -106,6 +108,9 @@ def create_write_app(settings: Settings, publisher_factory: PublisherFactory) ->
             routes.set_overdraft_limit,
             ledger_routes.transfer,
             ledger_routes.batch,
+            holds_routes.place_hold,
+            holds_routes.capture_hold,
+            holds_routes.void_hold,
             routes.account_events,
             health,
             metrics,

@@ -25,6 +25,10 @@ STATUS_BY_ERROR: dict[type[domain.LedgerError], int] = {
     domain.AccountNotFound: 404,
     domain.AccountExists: 409,
     domain.TransferIdTaken: 409,
+    domain.HoldIdTaken: 409,
+    domain.HoldNotFound: 404,
+    domain.HoldNotPending: 409,
+    domain.PendingHolds: 409,
     domain.CurrencyMismatch: 409,
     domain.LimitBelowBalance: 409,
     domain.BatchFailed: 409,
@@ -47,8 +51,16 @@ def ledger_error(
         return batch_failed(exc)
     status = next((code for cls, code in STATUS_BY_ERROR.items() if isinstance(exc, cls)), 500)
     current_version = exc.current_version if isinstance(exc, domain.VersionConflict) else None
+    hold_status = exc.status if isinstance(exc, domain.HoldNotPending) else None
     headers = RETRY_AFTER if status == 503 else None
-    return error_response(status, exc.code, str(exc), headers, current_version=current_version)
+    return error_response(
+        status,
+        exc.code,
+        str(exc),
+        headers,
+        current_version=current_version,
+        status_now=hold_status,
+    )
 
 
 def batch_failed(exc: domain.BatchFailed) -> Response[BatchErrorBody]:

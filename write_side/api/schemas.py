@@ -10,7 +10,7 @@ import msgspec
 
 from kernel.identifiers import ACCOUNT_ID, CURRENCY, OWNER, REFERENCE
 from kernel.money import AMOUNT_TEXT, MAX_AMOUNT
-from write_side.commands import MAX_BATCH
+from write_side.commands import DEFAULT_HOLD_S, MAX_BATCH, MAX_HOLD_S
 
 AccountId = Annotated[
     str,
@@ -213,3 +213,88 @@ class EventsResponse(msgspec.Struct):
 class HealthResponse(msgspec.Struct):
     status: str
     database: str
+
+
+HoldId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=ACCOUNT_ID.pattern,
+        description="In the transfer-id namespace, unique in the whole ledger (the capture's "
+        "transfer has this id); a retry with the same id and body gets the first answer. "
+        "Generated when absent.",
+    ),
+]
+
+
+class HoldRequest(msgspec.Struct, forbid_unknown_fields=True):
+    from_account: AccountId
+    to_account: AccountId
+    amount: Amount
+    hold_id: HoldId | None = None
+    expires_in_s: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1, le=MAX_HOLD_S, description="Seconds until the hold expires (default 3600)."
+        ),
+    ] = DEFAULT_HOLD_S
+    reference: Reference | None = None
+
+    def __post_init__(self) -> None:
+        _check_amount_type(self.amount)
+
+
+class CaptureRequest(msgspec.Struct, forbid_unknown_fields=True):
+    amount: (
+        Annotated[
+            Any,
+            msgspec.Meta(
+                description="At most the held amount (default: all of it); a JSON string or "
+                "number.",
+                examples=["12.50"],
+                extra_json_schema={
+                    "extra": {
+                        "type": ["string", "number"],
+                        "pattern": AMOUNT_TEXT,
+                        "exclusiveMinimum": 0,
+                        "maximum": int(MAX_AMOUNT),
+                    }
+                },
+            ),
+        ]
+        | None
+    ) = None
+
+    def __post_init__(self) -> None:
+        if self.amount is not None:
+            _check_amount_type(self.amount)
+
+
+class HoldSide(msgspec.Struct):
+    account_id: str
+    version: int
+    balance: str
+    held: str
+    """Reserved by the account's pending outgoing holds."""
+    available: str
+    """balance + overdraft_limit - held: what the account may still pay out."""
+
+
+class HoldResponse(msgspec.Struct):
+    hold_id: str
+    status: str
+    amount: str
+    expires_at: str
+    position: int
+    from_: HoldSide = msgspec.field(name="from")
+    to: HoldSide
+
+
+class HoldResolvedResponse(msgspec.Struct):
+    hold_id: str
+    status: str
+    """"captured" or "voided"."""
+    captured_amount: str
+    released_amount: str
+    position: int
+    from_: HoldSide = msgspec.field(name="from")
+    to: HoldSide

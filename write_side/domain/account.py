@@ -8,7 +8,8 @@ the account from the store, so replaying history can never fail a business rule.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,10 @@ from kernel.events import (
     AccountClosed,
     AccountOpened,
     DomainEvent,
+    HoldCaptured,
+    HoldExpired,
+    HoldPlaced,
+    HoldVoided,
     MoneyDeposited,
     MoneyWithdrawn,
     OverdraftLimitSet,
@@ -37,13 +42,15 @@ from write_side.domain.errors import (
     InsufficientFunds,
     InvalidCommand,
     LimitBelowBalance,
+    PendingHolds,
 )
 
-SNAPSHOT_SCHEMA_VERSION = 3
+SNAPSHOT_SCHEMA_VERSION = 4
 """Bump when the snapshot's state shape changes, and add a step to SNAPSHOT_UPCASTERS (or none:
 snapshots older than the chain reaches are then ignored and the account is rebuilt from events).
 1: the first shape. 2: `overdraft_limit`. 3: `personal_data_erased`, and `owner` as stored
-(sealed `{"enc": ...}` with encryption on: a snapshot never holds a name in clear)."""
+(sealed `{"enc": ...}` with encryption on: a snapshot never holds a name in clear). 4: `holds`,
+the pending holds on either side."""
 
 
 def _no_overdraft_before_limits(type_name: str, state: dict[str, Any]) -> dict[str, Any]:
@@ -54,10 +61,29 @@ def _nothing_erased_before_shredding(type_name: str, state: dict[str, Any]) -> d
     return {**state, "personal_data_erased": False}
 
 
+def _no_holds_before_holds(type_name: str, state: dict[str, Any]) -> dict[str, Any]:
+    return {**state, "holds": {}}
+
+
 SNAPSHOT_UPCASTERS = UpcasterChain(
     current=SNAPSHOT_SCHEMA_VERSION,
-    steps={1: _no_overdraft_before_limits, 2: _nothing_erased_before_shredding},
+    steps={
+        1: _no_overdraft_before_limits,
+        2: _nothing_erased_before_shredding,
+        3: _no_holds_before_holds,
+    },
 )
+
+
+class PendingHold(msgspec.Struct, frozen=True):
+    """A hold this account takes part in that is not resolved yet (`side` "from": money reserved
+    here; "to": money promised to this account)."""
+
+    side: str
+    counterparty: str
+    amount: Decimal
+    expires_at: datetime
+    reference: str | None = None
 
 
 @dataclass(slots=True)
@@ -74,6 +100,19 @@ class BankAccount:
     overdraft_limit: Decimal = ZERO
     """How far below zero withdrawals and outgoing transfers may take the balance."""
     personal_data_erased: bool = False
+    holds: dict[str, PendingHold] = field(default_factory=dict)
+    """Pending holds by id. Replaced, never changed in place: the account cache keeps shallow
+    copies (account_cache.py), which must not see a decision that was then refused."""
+
+    @property
+    def held(self) -> Decimal:
+        """Reserved by this account's pending outgoing holds."""
+        return sum((h.amount for h in self.holds.values() if h.side == "from"), ZERO)
+
+    @property
+    def available(self) -> Decimal:
+        """What withdrawals, transfers and new holds may still take."""
+        return self.balance + self.overdraft_limit - self.held
 
     @classmethod
     def rebuild(cls, account_id: str, events: Iterable[DomainEvent]) -> BankAccount:
@@ -100,6 +139,17 @@ class BankAccount:
                 self.is_open, self.is_closed = False, True
             case PersonalDataErased():
                 self.owner, self.personal_data_erased = ERASED, True
+            case HoldPlaced(hold_id=hold_id):
+                pending = PendingHold(
+                    event.side, event.counterparty, event.amount, event.expires_at, event.reference
+                )
+                self.holds = {**self.holds, hold_id: pending}
+            case (
+                HoldCaptured(hold_id=hold_id)
+                | HoldVoided(hold_id=hold_id)
+                | HoldExpired(hold_id=hold_id)
+            ):
+                self.holds = {k: v for k, v in self.holds.items() if k != hold_id}
         self.version += 1
 
     # --- deciding: rules first, then the events ---------------------------------------------
@@ -120,15 +170,15 @@ class BankAccount:
 
     def withdraw(self, amount: Decimal, reference: str | None = None) -> list[DomainEvent]:
         self.check_open()
-        self._check_funds(amount)
+        self.check_funds(amount)
         return self._record(MoneyWithdrawn(amount=amount, reference=reference))
 
     def set_overdraft_limit(self, limit: Decimal) -> list[DomainEvent]:
         self.check_open()
-        if self.balance < -limit:
+        if self.balance - self.held < -limit:
             raise LimitBelowBalance(
                 f"cannot set the overdraft limit to {format_money(limit)}: the balance is "
-                f"{format_money(self.balance)}"
+                f"{format_money(self.balance)}" + self._held_text()
             )
         return self._record(OverdraftLimitSet(limit=limit))
 
@@ -137,7 +187,7 @@ class BankAccount:
     ) -> list[DomainEvent]:
         """The sending side; the receiving account must already be checked (transfer.py)."""
         self.check_open()
-        self._check_funds(amount)
+        self.check_funds(amount)
         return self._record(TransferSent(transfer_id, to, amount, reference))
 
     def receive_transfer(
@@ -152,6 +202,11 @@ class BankAccount:
             raise BalanceNotZero(
                 f"account {self.account_id!r} still holds {format_money(self.balance)}; "
                 "withdraw it before closing"
+            )
+        if self.holds:
+            raise PendingHolds(
+                f"account {self.account_id!r} takes part in {len(self.holds)} pending hold(s); "
+                "capture or void them (or let them expire) before closing"
             )
         return self._record(AccountClosed())
 
@@ -170,14 +225,19 @@ class BankAccount:
         if self.is_closed:
             raise AccountIsClosed(f"account {self.account_id!r} is closed")
 
-    def _check_funds(self, amount: Decimal) -> None:
-        if amount > self.balance + self.overdraft_limit:
+    def check_funds(self, amount: Decimal) -> None:
+        """Refuse taking `amount` beyond balance + overdraft limit - held."""
+        if amount > self.available:
             limit = self.overdraft_limit
             overdraft = f" and the overdraft limit {format_money(limit)}" if limit else ""
             raise InsufficientFunds(
                 f"cannot take {format_money(amount)} from account {self.account_id!r}: the "
-                f"balance is {format_money(self.balance)}{overdraft}"
+                f"balance is {format_money(self.balance)}{overdraft}{self._held_text()}"
             )
+
+    def _held_text(self) -> str:
+        held = self.held
+        return f", with {format_money(held)} held" if held else ""
 
     def _record(self, event: DomainEvent) -> list[DomainEvent]:
         self.apply(event)
@@ -194,6 +254,7 @@ class BankAccount:
             "is_closed": self.is_closed,
             "overdraft_limit": format_money(self.overdraft_limit),
             "personal_data_erased": self.personal_data_erased,
+            "holds": msgspec.to_builtins(self.holds),
         }
 
     @classmethod
@@ -215,4 +276,5 @@ class BankAccount:
             is_closed=state["is_closed"],
             overdraft_limit=Decimal(state["overdraft_limit"]),
             personal_data_erased=state["personal_data_erased"],
+            holds=msgspec.convert(state["holds"], dict[str, PendingHold]),
         )

@@ -35,6 +35,32 @@ class TransferIdTaken(LedgerError):
     code = ErrorCode.TRANSFER_EXISTS
 
 
+class HoldIdTaken(LedgerError):
+    """The hold id was already used by another hold, or by a transfer (one namespace)."""
+
+    code = ErrorCode.HOLD_EXISTS
+
+
+class HoldNotFound(LedgerError):
+    code = ErrorCode.HOLD_NOT_FOUND
+
+
+class HoldNotPending(LedgerError):
+    """The hold was already captured, voided or expired (`status`)."""
+
+    code = ErrorCode.HOLD_NOT_PENDING
+
+    def __init__(self, hold_id: str, status: str) -> None:
+        super().__init__(f"hold {hold_id!r} is {status}, no longer pending")
+        self.status = status
+
+
+class AmountExceedsHold(InvalidCommand):
+    """A capture of more than the hold reserved."""
+
+    code = ErrorCode.AMOUNT_EXCEEDS_HOLD
+
+
 class TransactionError(LedgerError):
     """A business rule refused the command."""
 
@@ -53,6 +79,12 @@ class BalanceNotZero(TransactionError):
 
 class CurrencyMismatch(TransactionError):
     code = ErrorCode.CURRENCY_MISMATCH
+
+
+class PendingHolds(TransactionError):
+    """Closing an account that takes part in a pending hold (either side)."""
+
+    code = ErrorCode.PENDING_HOLDS
 
 
 class LimitBelowBalance(TransactionError):

@@ -43,6 +43,8 @@ class BalanceChange(msgspec.Struct, frozen=True):
     available: str
     version: int
     position: int
+    held: str = "0.00"
+    """Reserved by pending outgoing holds; a hold placed or resolved changes it (and available)."""
 
 
 class TransferChange(msgspec.Struct, frozen=True):

@@ -65,11 +65,13 @@ class AccountBalance:
     updated_at: str
     overdraft_limit: int = 0
     """Cents: the balance may go down to minus this (0, the default: no overdraft)."""
+    held: int = 0
+    """Cents reserved by the account's pending outgoing holds."""
 
     @property
     def available(self) -> int:
-        """Cents the account can still pay out: balance plus overdraft limit."""
-        return self.balance + self.overdraft_limit
+        """Cents the account can still pay out: balance plus overdraft limit minus held."""
+        return self.balance + self.overdraft_limit - self.held
 
     @classmethod
     def from_hash(cls, fields: Mapping[str, str]) -> AccountBalance | None:
@@ -84,6 +86,7 @@ class AccountBalance:
             position=int(fields["position"]),
             updated_at=fields["updated_at"],
             overdraft_limit=int(fields.get("overdraft_limit", 0)),
+            held=int(fields.get("held", 0)),
         )
 
     def to_hash(self) -> StoredHash:
@@ -96,6 +99,7 @@ class AccountBalance:
             "position": self.position,
             "updated_at": self.updated_at,
             "overdraft_limit": self.overdraft_limit,
+            "held": self.held,
         }
 
 
@@ -148,6 +152,67 @@ class StoredTransfer:
         if self.reference is not None:
             stored["reference"] = self.reference
         return stored
+
+
+HOLD_PENDING = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHold:
+    """The balances projection's hash per hold (`GenerationKeys.hold`): written whole when the hold
+    is placed; its resolution rewrites `status`, `captured_amount` and `position` only."""
+
+    from_account: str
+    to_account: str
+    amount: int
+    """Cents held when it was placed."""
+    captured_amount: int
+    """Cents moved by its capture (0 unless captured)."""
+    currency: str
+    status: str
+    """"pending", then "captured", "voided" or "expired"."""
+    expires_at: str
+    """ISO 8601, UTC."""
+    position: int
+    """The global position of the hold's last event (placement or resolution)."""
+    reference: str | None = None
+    """Not stored when None."""
+
+    @classmethod
+    def from_hash(cls, fields: Mapping[str, str]) -> StoredHold | None:
+        if not fields:
+            return None
+        return cls(
+            from_account=fields["from_account"],
+            to_account=fields["to_account"],
+            amount=int(fields["amount"]),
+            captured_amount=int(fields["captured_amount"]),
+            currency=fields["currency"],
+            status=fields["status"],
+            expires_at=fields["expires_at"],
+            position=int(fields["position"]),
+            reference=fields.get("reference"),
+        )
+
+    def to_hash(self) -> StoredHash:
+        stored: StoredHash = {
+            "from_account": self.from_account,
+            "to_account": self.to_account,
+            "amount": self.amount,
+            "captured_amount": self.captured_amount,
+            "currency": self.currency,
+            "status": self.status,
+            "expires_at": self.expires_at,
+            "position": self.position,
+        }
+        if self.reference is not None:
+            stored["reference"] = self.reference
+        return stored
+
+
+def hold_resolution_fields(status: str, captured_amount: int, position: int) -> StoredHash:
+    """The fields of a `StoredHold` its resolution rewrites."""
+    return {"status": status, "captured_amount": captured_amount, "position": position}
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +317,25 @@ class GenerationKeys:
     def transfer(self, transfer_id: str) -> str:
         """Hash: `StoredTransfer` (from and to account, amount in cents, currency, status, ...)."""
         return f"{self.base}:transfer:{{{transfer_id}}}"
+
+    def hold(self, hold_id: str) -> str:
+        """Hash: `StoredHold` (from and to account, amounts in cents, status, expires_at, ...)."""
+        return f"{self.base}:hold:{{{hold_id}}}"
+
+    def holds_of(self, account_id: str) -> str:
+        """Sorted set: the ids of every hold the account takes part in (either side), scored by
+        the position of its placement on this account."""
+        return f"{self.base}:holds:{{{account_id}}}"
+
+    def pending_holds_of(self, account_id: str) -> str:
+        """Sorted set: the subset of `holds_of` still pending, with the same scores."""
+        return f"{self.base}:pending_holds:{{{account_id}}}"
+
+    @property
+    def holds_due(self) -> str:
+        """Sorted set: the ids of the pending holds, scored by `expires_at` in Unix seconds; the
+        worker's expiry loop takes the due ones from the live generation."""
+        return f"{self.base}:holds_due"
 
     @property
     def by_balance(self) -> str:

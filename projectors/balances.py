@@ -1,5 +1,5 @@
-"""The `balances` read model: one hash per account, the two account indexes, the summary, and one
-hash per transfer.
+"""The `balances` read model: one hash per account, the two account indexes, the summary, one
+hash per transfer, and the holds (projectors/holds.py: a hash per hold, its indexes, the due set).
 
 Transfers live here rather than in a projection of their own because this fold already knows each
 account's currency, and a transfer's record is written in the same MULTI/EXEC as the two balances
@@ -49,6 +49,7 @@ from kernel.read_model_layout import (
     summary_balance_field,
 )
 from projectors.change_feed import feed_of, feed_tip, stage_changes
+from projectors.holds import HOLD_EVENTS, HoldWrites, fold_hold, stage_holds
 from projectors.projection import read_hashes
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class BalancesChange:
     transfers: dict[str, StoredTransfer] = field(default_factory=dict)
     balance_changes: list[tuple[str, AccountBalance]] = field(default_factory=list)
     """Every account state the batch passed through, in position order (the change feed)."""
+    holds: HoldWrites = field(default_factory=HoldWrites)
 
 
 def fold(
@@ -113,6 +115,8 @@ def _apply(
         if isinstance(domain, TransferSent | TransferReceived):
             _record_transfer(change, current, event, domain)
         return replace(moved, balance=current.balance + delta)
+    if isinstance(domain, HOLD_EVENTS):
+        return replace(moved, held=current.held + fold_hold(change.holds, current, event, domain))
     if isinstance(domain, OverdraftLimitSet):
         return replace(moved, overdraft_limit=to_cents(domain.limit))
     if isinstance(domain, AccountClosed):
@@ -173,6 +177,7 @@ class BalancesProjection:
             tx.hincrby(keys.summary, summary_balance_field(currency), cents)
         for transfer_id, transfer in change.transfers.items():
             tx.hset(keys.transfer(transfer_id), mapping=transfer.to_hash())
+        stage_holds(tx, keys, change.holds)
         tip = await feed_tip(reader, keys)
         stage_changes(tx, keys, feed_of(change.balance_changes, change.transfers), tip)
         return change.events

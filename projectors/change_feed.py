@@ -46,6 +46,7 @@ def feed_of(
                 _money(state.available),
                 state.version,
                 state.position,
+                _money(state.held),
             ),
         )
         for account_id, state in balances

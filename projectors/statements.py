@@ -2,7 +2,9 @@
 
 A transfer makes an entry on each side (signed: negative on the sending one) naming the transfer
 and the other account; a new overdraft limit makes a "0.00" entry, like opening and closing, so
-every event of the account has its line and the versions have no gaps.
+every event of the account has its line and the versions have no gaps. A hold event makes an entry
+on each side too, with the hold id as `transfer_id`, the amount held or released as `amount`, and
+an unchanged `balance_after` (`_held_or_released`).
 
 Entries live in a sorted set per account, scored by stream version, so pages newest-first are a
 range query. The projection keeps its own running balance per account (it does not read the
@@ -23,6 +25,10 @@ from kernel.events import (
     AccountClosed,
     AccountOpened,
     DomainEvent,
+    HoldCaptured,
+    HoldExpired,
+    HoldPlaced,
+    HoldVoided,
     MoneyDeposited,
     MoneyWithdrawn,
     OverdraftLimitSet,
@@ -60,17 +66,18 @@ def fold(before: Mapping[str, Running | None], events: Sequence[RecordedEvent]) 
         if domain is None or delta is None:
             continue
         balance = (current.balance if current else 0) + delta
+        shown = _held_or_released(domain)
         change.running[event.stream_id] = Running(balance, event.version)
         change.entries.setdefault(event.stream_id, []).append(
             StatementEntry(
                 version=event.version,
                 event_id=str(event.event_id),
                 type=event.type,
-                amount=format_money(from_cents(delta)),
+                amount=format_money(from_cents(delta if shown is None else shown)),
                 balance_after=format_money(from_cents(balance)),
                 recorded_at=event.recorded_at.isoformat(),
                 reference=getattr(domain, "reference", None),
-                transfer_id=getattr(domain, "transfer_id", None),
+                transfer_id=getattr(domain, "transfer_id", getattr(domain, "hold_id", None)),
                 counterparty=getattr(domain, "counterparty", None),
             )
         )
@@ -106,8 +113,30 @@ def _amount_of(current: Running | None, event: RecordedEvent, domain: DomainEven
         return to_cents(domain.amount)
     if isinstance(domain, MoneyWithdrawn | TransferSent):
         return -to_cents(domain.amount)
-    if isinstance(domain, AccountClosed | OverdraftLimitSet | PersonalDataErased):
+    if isinstance(
+        domain,
+        AccountClosed
+        | OverdraftLimitSet
+        | PersonalDataErased
+        | HoldPlaced
+        | HoldCaptured
+        | HoldVoided
+        | HoldExpired,
+    ):
         return 0
+    return None
+
+
+def _held_or_released(domain: DomainEvent) -> int | None:
+    """A hold entry's `amount` in cents: held (HoldPlaced), or released without moving (the rest
+    of a capture, all of a void or expiry). Its balance does not move; a capture's money moves in
+    the TransferSent/TransferReceived entry that follows it. None for every other event."""
+    if isinstance(domain, HoldPlaced):
+        return to_cents(domain.amount)
+    if isinstance(domain, HoldCaptured):
+        return to_cents(domain.released_amount)
+    if isinstance(domain, HoldVoided | HoldExpired):
+        return to_cents(domain.amount)
     return None
 
 

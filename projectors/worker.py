@@ -12,6 +12,9 @@ projections catch up within seconds even when every nudge was lost (Redis down d
 It also rewrites the Redis mirror of the API keys from SQL: Redis keeps nothing on disk here, and
 the query API checks tokens against that mirror only; and it deletes the idempotency records older
 than `IDEMPOTENCY_RETENTION` (lookups already ignore them; this keeps the table small).
+
+A second thread expires pending holds whose deadline has passed (projectors/hold_expiry.py), so
+holds expire wherever a worker runs (`bank up` starts one); `--burst` does not expire holds.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from rq.serializers import JSONSerializer
 from auth.mirror import mirror_api_keys
 from kernel.settings import Settings
 from projectors.catch_up import run_catch_up
+from projectors.hold_expiry import ExpiryLoop
 from projectors.jobs import enqueue_catch_up, projection_queue, use_settings
 from write_side.store.database import create_sync_store_engine
 from write_side.store.retention import purge_expired_commands
@@ -161,8 +165,11 @@ def run_worker(settings: Settings, *, burst: bool) -> None:
         return
     sweeper = Sweeper(settings)
     sweeper.start()
+    expiry = ExpiryLoop(settings)
+    expiry.start()
     try:
         _work_until_stopped(settings, connection)
     finally:
+        expiry.stop()
         sweeper.stop()
         connection.close()

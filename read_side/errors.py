@@ -19,6 +19,12 @@ class TransferNotFound(QueryError):
         self.transfer_id = transfer_id
 
 
+class HoldNotFound(QueryError):
+    def __init__(self, hold_id: str) -> None:
+        super().__init__(f"no hold {hold_id!r} in the read model")
+        self.hold_id = hold_id
+
+
 class InvalidCursor(QueryError):
     """A cursor that this API did not hand out, or one for another sort order."""
 

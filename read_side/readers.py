@@ -27,16 +27,19 @@ from kernel.read_model_layout import (
     GenerationMeta,
     ReadModelKeys,
     StatementEntry,
+    StoredHold,
     StoredSummary,
     StoredTransfer,
     account_of_sort_member,
 )
 from read_side.cursors import decode_cursor, encode_cursor
-from read_side.errors import AccountNotFound, TransferNotFound
+from read_side.errors import AccountNotFound, HoldNotFound, TransferNotFound
 from read_side.views import (
     AccountRow,
     AccountsPage,
     Balance,
+    Hold,
+    HoldsPage,
     ProjectionStatus,
     Statement,
     Summary,
@@ -74,6 +77,22 @@ def _row(account_id: str, stored: AccountBalance) -> AccountRow:
         stored.status,
         _money(stored.overdraft_limit),
         _money(stored.available),
+        _money(stored.held),
+    )
+
+
+def _hold(hold_id: str, stored: StoredHold) -> Hold:
+    return Hold(
+        hold_id=hold_id,
+        from_account=stored.from_account,
+        to_account=stored.to_account,
+        amount=_money(stored.amount),
+        captured_amount=_money(stored.captured_amount),
+        currency=stored.currency,
+        reference=stored.reference,
+        status=stored.status,
+        expires_at=stored.expires_at,
+        position=stored.position,
     )
 
 
@@ -137,6 +156,7 @@ class ReadModelReader:
             position=stored.position,
             overdraft_limit=_money(stored.overdraft_limit),
             available=_money(stored.available),
+            held=_money(stored.held),
         )
 
     async def transfer(self, transfer_id: str) -> Transfer:
@@ -155,6 +175,65 @@ class ReadModelReader:
             position=stored.position,
             recorded_at=stored.recorded_at,
         )
+
+    async def hold(self, hold_id: str) -> Hold:
+        fields = await self._live_hash(BALANCES, lambda keys: keys.hold(hold_id))
+        stored = StoredHold.from_hash(fields)
+        if stored is None:
+            raise HoldNotFound(hold_id)
+        return _hold(hold_id, stored)
+
+    async def holds_of(
+        self, account_id: str, status: str | None, limit: int, before_position: int | None
+    ) -> HoldsPage:
+        """The holds `account_id` takes part in, newest first; `status` filters them ("pending"
+        reads its own index; the others filter the account's holds as they are read)."""
+
+        async def read(generation: int) -> HoldsPage | None:
+            keys = self._keys.generation(BALANCES, generation)
+            if not await self._redis.exists(keys.account(account_id)):
+                return None
+            index = keys.pending_holds_of(account_id) if status == "pending" else None
+            return await self._holds_page(keys, account_id, index, status, limit, before_position)
+
+        found = await self._in_live(BALANCES, read)
+        if found is None:
+            raise AccountNotFound(account_id)
+        return found
+
+    async def _holds_page(
+        self,
+        keys: GenerationKeys,
+        account_id: str,
+        index: str | None,
+        status: str | None,
+        limit: int,
+        before: int | None,
+    ) -> HoldsPage:
+        newest = "+inf" if before is None else f"({before}"
+        index = index or keys.holds_of(account_id)
+        chosen: list[tuple[int, Hold]] = []
+        while True:  # pages of the index until `limit` + 1 holds of the status are found
+            found = await self._redis.zrevrangebyscore(
+                index, newest, "-inf", start=0, num=limit + 1, withscores=True
+            )
+            rows = [
+                (hold_id, int(score)) for hold_id, score in cast(list[tuple[str, float]], found)
+            ]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for hold_id, _ in rows:
+                    pipe.hgetall(keys.hold(hold_id))
+                hashes: list[dict[str, str]] = await pipe.execute()
+            for (hold_id, score), fields in zip(rows, hashes, strict=True):
+                stored = StoredHold.from_hash(fields)
+                if stored is not None and (status is None or stored.status == status):
+                    chosen.append((score, _hold(hold_id, stored)))
+            if len(chosen) > limit or len(rows) <= limit:
+                break
+            newest = f"({rows[-1][1]}"
+        more = len(chosen) > limit
+        page = chosen[:limit]
+        return HoldsPage(account_id, [hold for _, hold in page], page[-1][0] if more else None)
 
     async def statement(self, account_id: str, limit: int, before_version: int | None) -> Statement:
         async def read(generation: int) -> Statement | None:

@@ -21,7 +21,9 @@ class Balance(msgspec.Struct, frozen=True):
     overdraft_limit: str
     """How far below zero the balance may go ("0.00": no overdraft)."""
     available: str
-    """What the account can still pay out: balance plus overdraft limit."""
+    """What the account can still pay out: balance plus overdraft limit minus held."""
+    held: str
+    """Reserved by the account's pending outgoing holds (the balance does not include them)."""
 
 
 class Statement(msgspec.Struct, frozen=True):
@@ -40,6 +42,7 @@ class AccountRow(msgspec.Struct, frozen=True):
     status: str
     overdraft_limit: str
     available: str
+    held: str
 
 
 class Transfer(msgspec.Struct, frozen=True):
@@ -54,6 +57,32 @@ class Transfer(msgspec.Struct, frozen=True):
     position: int
     """The global store position of the transfer's last event (a `min_position` for reads)."""
     recorded_at: str
+
+
+class Hold(msgspec.Struct, frozen=True):
+    hold_id: str
+    from_account: str
+    to_account: str
+    amount: str
+    """What the hold reserved when it was placed."""
+    captured_amount: str
+    """What its capture moved ("0.00" unless captured)."""
+    currency: str
+    reference: str | None
+    status: str
+    """"pending", "captured", "voided" or "expired"."""
+    expires_at: str
+    """ISO 8601, UTC."""
+    position: int
+    """The global store position of the hold's last event (a `min_position` for reads)."""
+
+
+class HoldsPage(msgspec.Struct, frozen=True):
+    account_id: str
+    holds: list[Hold]
+    """Newest first: holds the account takes part in, on either side."""
+    next_before_position: int | None
+    """Pass as `before_position` for the next (older) page; null on the last page."""
 
 
 class AccountsPage(msgspec.Struct, frozen=True):

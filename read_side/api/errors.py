@@ -1,7 +1,8 @@
 """The one place where query-side failures become HTTP responses, in the shared vocabulary
 (`kernel/errors.py`, `web/errors.py`).
 
-An unknown account is 404 `account_not_found`, an unknown transfer 404 `transfer_not_found`, a bad cursor 400 `validation_error`, a projection
+An unknown account is 404 `account_not_found`, an unknown transfer 404 `transfer_not_found`, an
+unknown hold 404 `hold_not_found`, a bad cursor 400 `validation_error`, a projection
 that has not caught up 503 `projection_behind` with Retry-After, and Redis being down 503
 `redis_unavailable`.
 """
@@ -19,6 +20,7 @@ from redis.exceptions import RedisError
 from kernel.errors import ErrorBody, ErrorCode
 from read_side.errors import (
     AccountNotFound,
+    HoldNotFound,
     InvalidCursor,
     ProjectionBehind,
     QueryError,
@@ -34,6 +36,8 @@ def _on_query_error(_: Request[Any, Any, Any], exc: QueryError) -> Response[Erro
         return error_response(404, ErrorCode.ACCOUNT_NOT_FOUND, str(exc))
     if isinstance(exc, TransferNotFound):
         return error_response(404, ErrorCode.TRANSFER_NOT_FOUND, str(exc))
+    if isinstance(exc, HoldNotFound):
+        return error_response(404, ErrorCode.HOLD_NOT_FOUND, str(exc))
     if isinstance(exc, ProjectionBehind):
         headers = {"Retry-After": str(exc.retry_after_s)}
         return error_response(503, ErrorCode.PROJECTION_BEHIND, str(exc), headers)

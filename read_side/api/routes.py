@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import get
@@ -17,7 +17,16 @@ from kernel.read_model_layout import BALANCES, STATEMENTS
 from read_side.errors import AccountNotFound
 from read_side.freshness import CheckpointWatcher
 from read_side.readers import ReadModelReader, SortKey, SortOrder
-from read_side.views import AccountsPage, Balance, ProjectionStatus, Statement, Summary, Transfer
+from read_side.views import (
+    AccountsPage,
+    Balance,
+    Hold,
+    HoldsPage,
+    ProjectionStatus,
+    Statement,
+    Summary,
+    Transfer,
+)
 
 Reader = NamedDependency[ReadModelReader]
 Watcher = NamedDependency[CheckpointWatcher]
@@ -27,6 +36,8 @@ AccountId = Annotated[
 TransferId = Annotated[
     str, PathParameter(min_length=1, max_length=64, description="The transfer id.")
 ]
+HoldId = Annotated[str, PathParameter(min_length=1, max_length=64, description="The hold id.")]
+HoldStatus = Literal["pending", "captured", "voided", "expired"]
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size, 1..500.")]
 # Litestar leaves a `ge=0` out of the OpenAPI document; schema_extra puts the minimum back.
 NOT_NEGATIVE = {"minimum": 0}
@@ -74,7 +85,8 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
         401: "unauthorized: no valid bearer token.",
         403: "forbidden: the API key lacks the scope.",
         400: "validation_error: a query parameter is invalid.",
-        404: "account_not_found (transfer_not_found for a transfer): not in the read model.",
+        404: "account_not_found (transfer_not_found for a transfer, hold_not_found for a hold): "
+        "not in the read model.",
         503: "projection_behind (with Retry-After) or redis_unavailable.",
     }
     return {
@@ -142,6 +154,49 @@ async def get_transfer(
     return await reader.transfer(transfer_id)
 
 
+@get("/holds/{hold_id:str}", responses=error_responses(401, 403, 400, 404, 503), guards=READ)
+async def get_hold(
+    reader: Reader,
+    watcher: Watcher,
+    hold_id: HoldId,
+    min_position: MinPosition = None,
+    wait_ms: WaitMs = 2000,
+) -> Hold:
+    """A hold: who reserved what for whom, until when, and its status."""
+    if min_position is not None:
+        await watcher.wait_for(BALANCES, min_position, wait_ms)
+    return await reader.hold(hold_id)
+
+
+@get(
+    "/accounts/{account_id:str}/holds",
+    responses=error_responses(401, 403, 400, 404, 503),
+    guards=READ,
+)
+async def list_holds(
+    reader: Reader,
+    watcher: Watcher,
+    account_id: AccountId,
+    status: Annotated[
+        HoldStatus | None, QueryParameter(description="Only holds with this status.")
+    ] = None,
+    limit: Limit = 50,
+    before_position: Annotated[
+        int | None,
+        QueryParameter(
+            ge=1, le=BIGINT_MAX, description="Only holds placed before this `next_before_position`."
+        ),
+    ] = None,
+    min_position: MinPosition = None,
+    wait_ms: WaitMs = 2000,
+) -> HoldsPage:
+    """The holds an account takes part in (either side), newest first."""
+    account_id = _account_id(account_id)
+    if min_position is not None:
+        await watcher.wait_for(BALANCES, min_position, wait_ms)
+    return await reader.holds_of(account_id, status, limit, before_position)
+
+
 @get("/accounts", responses=error_responses(401, 403, 400, 503), guards=READ)
 async def list_accounts(
     reader: Reader,
@@ -177,6 +232,8 @@ ROUTES = [
     get_balance,
     get_statement,
     get_transfer,
+    get_hold,
+    list_holds,
     list_accounts,
     get_summary,
     list_projections,

@@ -81,6 +81,7 @@ async def test_balance_answers_the_projected_account(client: Client, expected: M
         "position": row["position"],
         "overdraft_limit": "0.00",
         "available": row["balance"],
+        "held": "0.00",
     }
 
 

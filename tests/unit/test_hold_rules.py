@@ -126,12 +126,12 @@ def test_a_full_capture_releases_the_hold_and_moves_the_money_as_a_transfer() ->
     resolution = decide_capture(alice, bob, "h-1", None, NOW)
 
     assert resolution.sent == [
-        HoldCaptured("h-1", "from", "bob", Decimal("30.00"), Decimal("0.00")),
         TransferSent("h-1", "bob", Decimal("30.00"), "order 7"),
+        HoldCaptured("h-1", "from", "bob", Decimal("30.00"), Decimal("0.00")),
     ]
     assert resolution.received == [
-        HoldCaptured("h-1", "to", "alice", Decimal("30.00"), Decimal("0.00")),
         TransferReceived("h-1", "alice", Decimal("30.00"), "order 7"),
+        HoldCaptured("h-1", "to", "alice", Decimal("30.00"), Decimal("0.00")),
     ]
     assert (resolution.status, alice.balance, alice.held, bob.balance) == (
         "captured",

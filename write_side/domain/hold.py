@@ -119,15 +119,17 @@ def decide_capture(
         )
     released = hold.amount - captured
     to, sender, ref = target.account_id, source.account_id, hold.reference
+    # The transfer first, the hold's resolution last: the hold's last event is the append's last,
+    # so its position in the read model is the answer's read-your-writes position.
     sent = _recorded(
         source,
-        HoldCaptured(hold_id, "from", to, captured, released),
         TransferSent(hold_id, to, captured, ref),
+        HoldCaptured(hold_id, "from", to, captured, released),
     )
     received = _recorded(
         target,
-        HoldCaptured(hold_id, "to", sender, captured, released),
         TransferReceived(hold_id, sender, captured, ref),
+        HoldCaptured(hold_id, "to", sender, captured, released),
     )
     return Resolution(sent, received, CAPTURED, captured, released)
 

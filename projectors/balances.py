@@ -148,7 +148,13 @@ class BalancesProjection:
     name = BALANCES
 
     async def stage(
-        self, reader: Redis, tx: Pipeline, keys: GenerationKeys, events: Sequence[RecordedEvent]
+        self,
+        reader: Redis,
+        tx: Pipeline,
+        keys: GenerationKeys,
+        events: Sequence[RecordedEvent],
+        *,
+        feed: bool,
     ) -> int:
         rows = await read_hashes(reader, events, keys.account)
         before = {aid: AccountBalance.from_hash(row) for aid, row in rows.items()}
@@ -173,6 +179,7 @@ class BalancesProjection:
             tx.hincrby(keys.summary, summary_balance_field(currency), cents)
         for transfer_id, transfer in change.transfers.items():
             tx.hset(keys.transfer(transfer_id), mapping=transfer.to_hash())
-        tip = await feed_tip(reader, keys)
-        stage_changes(tx, keys, feed_of(change.balance_changes, change.transfers), tip)
+        if feed:
+            tip = await feed_tip(reader, keys)
+            stage_changes(tx, keys, feed_of(change.balance_changes, change.transfers), tip)
         return change.events

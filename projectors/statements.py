@@ -115,7 +115,13 @@ class StatementsProjection:
     name = STATEMENTS
 
     async def stage(
-        self, reader: Redis, tx: Pipeline, keys: GenerationKeys, events: Sequence[RecordedEvent]
+        self,
+        reader: Redis,
+        tx: Pipeline,
+        keys: GenerationKeys,
+        events: Sequence[RecordedEvent],
+        *,
+        feed: bool,
     ) -> int:
         rows = await read_hashes(reader, events, keys.running)
         before = {aid: Running.from_hash(row) for aid, row in rows.items()}

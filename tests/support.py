@@ -259,7 +259,8 @@ async def replay_store(database_url: str) -> Models:
                      "amount": _money(amount), "balance_after": _money(balances[e.stream_id]),
                      "reference": e.payload.get("reference"),
                      "transfer_id": e.payload.get("transfer_id"),
-                     "counterparty": e.payload.get("counterparty")}
+                     "counterparty": e.payload.get("counterparty"),
+                     "reversal_of": e.payload.get("reversal_of")}
                 )  # fmt: skip
     finally:
         await engine.dispose()

@@ -98,7 +98,8 @@ async def transfer(
     status_code=201,
     summary="Reverse a transfer",
     description="Records a new transfer moving the same amount back, from the original's "
-    "receiver to its sender, naming it in `reversal_of` (its id: `<transfer_id>.reversal`); "
+    "receiver to its sender, naming it in `reversal_of` (its id: `<transfer_id>.reversal`, or "
+    "`<digest>.long.reversal` for ids over 55 characters); "
     "the original keeps its events and shows `status: reversed` with `reversed_by` on the "
     "query API. A transfer is reversed at most once: a retry with the same body gets the first "
     "answer (201) and appends nothing, another body is 409 already_reversed. A reversal is not "

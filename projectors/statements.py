@@ -72,6 +72,7 @@ def fold(before: Mapping[str, Running | None], events: Sequence[RecordedEvent]) 
                 reference=getattr(domain, "reference", None),
                 transfer_id=getattr(domain, "transfer_id", None),
                 counterparty=getattr(domain, "counterparty", None),
+                reversal_of=getattr(domain, "reversal_of", None),
             )
         )
         change.events += 1

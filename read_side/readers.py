@@ -174,6 +174,8 @@ class ReadModelReader:
             status=stored.status,
             position=stored.position,
             recorded_at=stored.recorded_at,
+            reversal_of=stored.reversal_of,
+            reversed_by=stored.reversed_by,
         )
 
     async def hold(self, hold_id: str) -> Hold:

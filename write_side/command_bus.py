@@ -28,7 +28,14 @@ import msgspec
 
 from kernel.events import DomainEvent
 from kernel.money import ZERO
-from write_side.commands import Batch, Command, HoldCommand, OpenAccount, Transfer
+from write_side.commands import (
+    Batch,
+    Command,
+    HoldCommand,
+    OpenAccount,
+    ReverseTransfer,
+    Transfer,
+)
 from write_side.domain.account import BankAccount
 from write_side.domain.errors import (
     AccountExists,
@@ -61,7 +68,7 @@ class CommandOutcome:
     """True when an idempotent retry was answered from the first outcome."""
 
 
-def fingerprint(command: Command | Transfer | Batch | HoldCommand) -> str:
+def fingerprint(command: Command | Transfer | ReverseTransfer | Batch | HoldCommand) -> str:
     """A digest of what the client asked for, to tell a true retry from a reused key."""
     if isinstance(command, Batch):
         body = {"command": "Batch", "commands": [fingerprint(c) for c in command.commands]}

@@ -16,7 +16,6 @@ expiry itself and is answered 409 with status "expired"; the worker's expiry loo
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import uuid
@@ -26,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from kernel.identifiers import ACCOUNT_ID
 from kernel.money import format_money
 from write_side.command_bus import CommandBus, fingerprint
 from write_side.commands import CaptureHold, PlaceHold, VoidHold
@@ -69,11 +69,18 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+RESOLUTION_SUFFIX = ".resolution"
+
+
 def resolution_id(hold_id: str) -> str:
-    """The transfers-table key of a hold's resolution. '~' is outside the id alphabet, so no
-    client's transfer or hold id can take it; the digest keeps it within the column's 64."""
-    digest = hashlib.sha256(hold_id.encode()).digest()
-    return "~" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    """The transfers-table key of a hold's resolution: `h-1` → `h-1.resolution`, or for an id too
+    long for that `<32 hex>.long.resolution` (like reversal ids, domain/reversal.py). '.' is
+    outside the id alphabet, so no client's transfer or hold id can take it."""
+    readable = f"{hold_id}{RESOLUTION_SUFFIX}"
+    if len(readable) <= ACCOUNT_ID.max_length:
+        return readable
+    digest = hashlib.sha256(hold_id.encode()).hexdigest()[:32]
+    return f"{digest}.long{RESOLUTION_SUFFIX}"
 
 
 def timestamp(moment: datetime) -> str:

@@ -19,6 +19,7 @@ from kernel.events import (
     event_from_payload,
     payload_of,
 )
+from kernel.identifiers import ACCOUNT_ID
 from write_side.domain.account import BankAccount, PendingHold
 from write_side.domain.errors import (
     AccountIsClosed,
@@ -37,6 +38,7 @@ from write_side.domain.hold import (
     decide_hold,
     decide_void,
 )
+from write_side.holds import resolution_id
 
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 DEADLINE = NOW + timedelta(minutes=5)
@@ -261,3 +263,12 @@ def test_hold_events_round_trip_through_their_stored_payload() -> None:
     assert payload["expires_at"] == "2026-11-30T08:05:00Z"
     assert "reference" not in payload
     assert event_from_payload("HoldPlaced", payload) == placed
+
+
+def test_a_resolution_id_is_readable_fits_the_column_and_no_client_id_can_take_it() -> None:
+    longest = "h" * 64
+    ids = [resolution_id("h-1"), resolution_id(longest), resolution_id("h" * 63)]
+
+    assert ids[0] == "h-1.resolution"
+    assert all(len(i) <= 64 and not ACCOUNT_ID.matches(i) for i in ids)
+    assert len(set(ids)) == 3

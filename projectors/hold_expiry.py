@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 EXPIRY_INTERVAL_S = 0.25
 """How often the due set is read: a hold expires within about this long after its deadline
 (plus the projection's lag for a hold placed moments before its deadline)."""
+FAILED_PAUSE_S = 2.0
+"""After a failed look (Redis or the store away), the next one waits this long."""
 BATCH = 100
 """Due holds taken per look; the loop looks again at once while it finds a full batch."""
 
@@ -93,13 +95,17 @@ class ExpiryLoop(threading.Thread):
         keys = ReadModelKeys(settings.redis.prefix)
         try:
             while not self._stopped.is_set():
+                pause = EXPIRY_INTERVAL_S
                 try:
                     expired = await expire_due(redis, keys, runner)
                     if expired:
                         logger.info("expired %d hold(s)", expired)
                 except (RedisError, OSError, sqlalchemy.exc.SQLAlchemyError, LedgerError) as exc:
-                    logger.warning("hold expiry skipped a beat: %s", exc)
-                await asyncio.sleep(EXPIRY_INTERVAL_S)
+                    logger.warning(
+                        "hold expiry paused (retrying in %.0f s): %s", FAILED_PAUSE_S, exc
+                    )
+                    pause = FAILED_PAUSE_S  # Redis or the store is away: one line per pause
+                await asyncio.sleep(pause)
         finally:
             await publisher.close()
             await redis.aclose()

@@ -231,6 +231,27 @@ def _money(value: Decimal) -> str:
     return str(value.quantize(Decimal("0.01")))
 
 
+def _money_moved(kind: str, payload: dict[str, Any]) -> tuple[Decimal, Decimal, Decimal]:
+    """(balance change, statement amount, change of `held`) of one stored event."""
+    amount = Decimal(payload.get("amount", "0"))
+    if kind in ("MoneyDeposited", "TransferReceived"):
+        return amount, amount, Decimal(0)
+    if kind in ("MoneyWithdrawn", "TransferSent"):
+        return -amount, -amount, Decimal(0)
+    sending = payload.get("side") == "from"
+    if kind == "HoldPlaced":
+        return Decimal(0), amount, amount if sending else Decimal(0)
+    if kind == "HoldCaptured":
+        captured, released = (
+            Decimal(payload["captured_amount"]),
+            Decimal(payload["released_amount"]),
+        )
+        return Decimal(0), released, -(captured + released) if sending else Decimal(0)
+    if kind in ("HoldVoided", "HoldExpired"):
+        return Decimal(0), amount, -amount if sending else Decimal(0)
+    return Decimal(0), Decimal(0), Decimal(0)
+
+
 async def replay_store(database_url: str) -> Models:
     """The read models computed straight from the store, independently of the projectors."""
     engine = create_async_store_engine(database_url)
@@ -240,13 +261,12 @@ async def replay_store(database_url: str) -> Models:
         while events := await store.read_after(position, 5000):
             position = events[-1].position
             for e in events:
-                amount = Decimal(e.payload.get("amount", "0"))
-                if e.type in ("MoneyWithdrawn", "TransferSent"):
-                    amount = -amount
+                amount, shown, held_change = _money_moved(e.type, e.payload)
                 balances[e.stream_id] = balances.get(e.stream_id, Decimal(0)) + amount
                 row = models.balances.setdefault(
-                    e.stream_id, {"status": "open", "overdraft_limit": "0.00"}
+                    e.stream_id, {"status": "open", "overdraft_limit": "0.00", "held": "0.00"}
                 )
+                row["held"] = _money(Decimal(row["held"]) + held_change)
                 row.update(e.payload if e.type == "AccountOpened" else {})
                 row["status"] = "closed" if e.type == "AccountClosed" else row["status"]
                 if e.type == "OverdraftLimitSet":
@@ -256,9 +276,9 @@ async def replay_store(database_url: str) -> Models:
                 )
                 models.statements.setdefault(e.stream_id, []).append(
                     {"version": e.version, "event_id": str(e.event_id), "type": e.type,
-                     "amount": _money(amount), "balance_after": _money(balances[e.stream_id]),
+                     "amount": _money(shown), "balance_after": _money(balances[e.stream_id]),
                      "reference": e.payload.get("reference"),
-                     "transfer_id": e.payload.get("transfer_id"),
+                     "transfer_id": e.payload.get("transfer_id", e.payload.get("hold_id")),
                      "counterparty": e.payload.get("counterparty"),
                      "reversal_of": e.payload.get("reversal_of")}
                 )  # fmt: skip
@@ -288,6 +308,7 @@ def projected(client: redis.Redis, prefix: str) -> Models:
             "version": int(row["version"]),
             "position": int(row["position"]),
             "overdraft_limit": _money(Decimal(int(row["overdraft_limit"])) / 100),
+            "held": _money(Decimal(int(row.get("held", 0))) / 100),
         }
         members = client.zrevrange(statements.statement(account_id), 0, -1)
         entries = [msgspec.json.decode(m) for m in members]

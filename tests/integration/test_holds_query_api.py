@@ -18,6 +18,7 @@ from projectors.consistency import check_projection
 from projectors.rebuild import projection_named, rebuild_projection
 from read_side.api.app import create_query_app
 from tests.integration.write_api_client import write_api
+from tests.support import projected, replay_store
 
 pytest_plugins = ["tests.fixtures"]  # settings, rdb
 
@@ -231,6 +232,7 @@ async def test_a_rebuild_in_small_batches_and_a_dry_run_agree_with_the_holds(
         ]
 
     assert consistent == [True, True]
+    assert projected(rdb, settings.redis.prefix) == await replay_store(settings.store.database_url)
     assert hold_keys(rdb, settings.redis.prefix) == before
     assert len(before["holds"]) == 3
     assert [hold_id for hold_id, _ in before["due"]] == ["h-3"]

@@ -17,7 +17,6 @@ expiry itself and is answered 409 with status "expired"; the worker's expiry loo
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,6 @@ from typing import Any
 
 import msgspec
 
-from kernel.identifiers import ACCOUNT_ID
 from kernel.money import format_money
 from write_side.command_bus import CommandBus, fingerprint
 from write_side.commands import CaptureHold, PlaceHold, VoidHold
@@ -45,6 +43,7 @@ from write_side.domain.hold import (
     decide_expiry,
     decide_hold,
     decide_void,
+    resolution_id,
 )
 from write_side.multi_account import (
     LedgerAccounts,
@@ -67,20 +66,6 @@ SYSTEM_ACTOR = {"actor": "system"}
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-RESOLUTION_SUFFIX = ".resolution"
-
-
-def resolution_id(hold_id: str) -> str:
-    """The transfers-table key of a hold's resolution: `h-1` → `h-1.resolution`, or for an id too
-    long for that `<32 hex>.long.resolution` (like reversal ids, domain/reversal.py). '.' is
-    outside the id alphabet, so no client's transfer or hold id can take it."""
-    readable = f"{hold_id}{RESOLUTION_SUFFIX}"
-    if len(readable) <= ACCOUNT_ID.max_length:
-        return readable
-    digest = hashlib.sha256(hold_id.encode()).hexdigest()[:32]
-    return f"{digest}.long{RESOLUTION_SUFFIX}"
 
 
 def timestamp(moment: datetime) -> str:

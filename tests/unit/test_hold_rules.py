@@ -37,8 +37,8 @@ from write_side.domain.hold import (
     decide_expiry,
     decide_hold,
     decide_void,
+    resolution_id,
 )
-from write_side.holds import resolution_id
 
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 DEADLINE = NOW + timedelta(minutes=5)

@@ -6,6 +6,7 @@ Payload and metadata are read as their stored JSON text (cast to text) and put i
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -15,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from kernel.chain import canonical_json_text, event_hash
+from write_side.domain.hold import resolution_id
 from write_side.store.queries import as_utc
 from write_side.store.schema import events, personal_keys, transfers
 
@@ -23,7 +25,9 @@ PAGE = 1000
 
 @dataclass(frozen=True, slots=True)
 class TransferRow:
-    """The transfers table's row claimed by a TransferSent event (not part of the chain)."""
+    """The transfers table's row an event claimed (not part of the chain): a TransferSent's
+    transfer id, or a hold's id (on its "from" HoldPlaced) and its resolution's (on its "from"
+    HoldCaptured, HoldVoided or HoldExpired; write_side/holds.py)."""
 
     transfer_id: str
     fingerprint: str
@@ -147,6 +151,48 @@ def _row(raw: Any) -> ChainRow:
     )
 
 
+_RESOLUTIONS = ("HoldCaptured", "HoldVoided", "HoldExpired")
+
+
+def _hold_claim(row: ChainRow) -> str | None:
+    """The transfers row a hold event's "from" side claimed, if it is one."""
+    if row.type != "HoldPlaced" and row.type not in _RESOLUTIONS:
+        return None
+    payload = json.loads(row.payload_json)
+    if payload.get("side") != "from":
+        return None
+    hold_id = str(payload["hold_id"])
+    return hold_id if row.type == "HoldPlaced" else resolution_id(hold_id)
+
+
+def _with_hold_claims(conn: sa.Connection, page: list[ChainRow]) -> list[ChainRow]:
+    """The page with each hold's claims on the events that made them. A capture's TransferSent
+    (transfer id = hold id) joined the hold's own claim: that one rides on the HoldPlaced."""
+    wanted = {claim: index for index, row in enumerate(page) if (claim := _hold_claim(row))}
+    page = [
+        replace(row, transfer=None)
+        if row.transfer is not None and "hold_id" in json.loads(row.transfer.result_json)
+        else row
+        for row in page
+    ]
+    if not wanted:
+        return page
+    query = sa.select(
+        transfers.c.transfer_id,
+        transfers.c.fingerprint,
+        sa.cast(transfers.c.result, sa.Text),
+        transfers.c.last_position,
+        transfers.c.recorded_at,
+    ).where(transfers.c.transfer_id.in_(wanted))
+    for claim_id, fingerprint, result, last_position, recorded_at in conn.execute(query):
+        index = wanted[claim_id]
+        claimed = TransferRow(
+            claim_id, fingerprint, canonical_json_text(result), last_position, as_utc(recorded_at)
+        )
+        page[index] = replace(page[index], transfer=claimed)
+    return page
+
+
 def chain_rows(
     engine: sa.Engine, after: int = 0, *, with_transfers: bool = False
 ) -> Iterator[list[ChainRow]]:
@@ -159,6 +205,9 @@ def chain_rows(
         if not raw:
             return
         page = [_row(r) for r in raw]
+        if with_transfers:
+            with engine.connect() as conn:
+                page = _with_hold_claims(conn, page)
         yield page
         after = page[-1].position
 

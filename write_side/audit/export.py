@@ -3,7 +3,10 @@
 A line holds the event's stored fields with payload and metadata in canonical form, so the same
 store exports the same bytes from either backend. A TransferSent line also carries the transfers
 table's row its transfer claimed (`transfer`), outside the chain: it is derivable from the events
-and lets an imported store keep answering retries of those transfer ids. An AccountOpened line of
+and lets an imported store keep answering retries of those transfer ids. Holds' rows ride the same
+way: a hold's on its "from" HoldPlaced line (not on its capture's TransferSent), its resolution's
+on the resolving event's "from" line, so an imported store can still capture, void or expire a
+pending hold and answers a resolved one's status. An AccountOpened line of
 a sealed account carries its personal-data key (`personal_key`), still wrapped by the master key
 (or the tombstone of a forgotten account): the moved store reads its owners with the same
 `BANK_MASTER_KEY`, and forgotten accounts stay forgotten. Snapshots (derivable) and

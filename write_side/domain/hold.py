@@ -12,6 +12,7 @@ at or after `expires_at` does not win: its decision is the expiry.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +26,7 @@ from kernel.events import (
     TransferReceived,
     TransferSent,
 )
+from kernel.identifiers import ACCOUNT_ID
 from kernel.money import ZERO, format_money
 from write_side.domain.account import BankAccount, PendingHold
 from write_side.domain.errors import (
@@ -39,6 +41,20 @@ CAPTURED = "captured"
 VOIDED = "voided"
 EXPIRED = "expired"
 PENDING = "pending"
+
+
+RESOLUTION_SUFFIX = ".resolution"
+
+
+def resolution_id(hold_id: str) -> str:
+    """The transfers-table key of a hold's resolution: `h-1` → `h-1.resolution`, or for an id too
+    long for that `<32 hex>.long.resolution` (like reversal ids, domain/reversal.py). '.' is
+    outside the id alphabet, so no client's transfer or hold id can take it."""
+    readable = f"{hold_id}{RESOLUTION_SUFFIX}"
+    if len(readable) <= ACCOUNT_ID.max_length:
+        return readable
+    digest = hashlib.sha256(hold_id.encode()).hexdigest()[:32]
+    return f"{digest}.long{RESOLUTION_SUFFIX}"
 
 
 @dataclass(frozen=True, slots=True)

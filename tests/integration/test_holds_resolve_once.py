@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
@@ -47,13 +48,16 @@ async def resolutions(client: AsyncTestClient[Litestar]) -> Counter[tuple[str, s
     )
 
 
+@pytest.mark.parametrize("lead_ms", [200, 30])
 async def test_captures_voids_and_expiries_racing_at_the_deadline_resolve_the_hold_once(
-    store_url: str,
+    store_url: str, lead_ms: int
 ) -> None:
+    """Sent `lead_ms` before the deadline: the earlier start mostly lets a capture or void win,
+    the later one mostly the expiry; either way, exactly one resolution."""
     async with write_api(store_url, command_deadline_ms=30_000) as client:
         expires_at = await alice_holds_for_bob(client, expires_in_s=1)
         runner: HoldRunner = client.app.state.holds
-        while datetime.now(UTC) < expires_at - timedelta(milliseconds=30):
+        while datetime.now(UTC) < expires_at - timedelta(milliseconds=lead_ms):
             await asyncio.sleep(0.005)
 
         async with racing_client(client) as racing, asyncio.timeout(60):

@@ -39,7 +39,8 @@ class StatementEntry(msgspec.Struct, frozen=True):
     type: str
     amount: str
     """Signed: deposits and transfers in positive, withdrawals and transfers out negative
-    ("-5.00"); open, close and a new overdraft limit "0.00"."""
+    ("-5.00"); open, close, a new overdraft limit and hold events "0.00". Always what the entry
+    moved the balance by, so a statement adds up to its balance."""
     balance_after: str
     recorded_at: str
     reference: str | None = None
@@ -50,6 +51,9 @@ class StatementEntry(msgspec.Struct, frozen=True):
     """On a transfer: the other account (the receiver on the sending side, and back)."""
     reversal_of: str | None = None
     """On the two sides of a reversal: the transfer it moves back."""
+    hold_amount: str | None = None
+    """On hold entries (whose `transfer_id` is the hold id): the amount held (HoldPlaced) or
+    released without moving (HoldCaptured: the uncaptured rest; HoldVoided, HoldExpired: all)."""
 
 
 @dataclass(frozen=True, slots=True)

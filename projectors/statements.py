@@ -3,8 +3,8 @@
 A transfer makes an entry on each side (signed: negative on the sending one) naming the transfer
 and the other account; a new overdraft limit makes a "0.00" entry, like opening and closing, so
 every event of the account has its line and the versions have no gaps. A hold event makes an entry
-on each side too, with the hold id as `transfer_id`, the amount held or released as `amount`, and
-an unchanged `balance_after` (`_held_or_released`).
+on each side too, with the hold id as `transfer_id`, an `amount` of "0.00" and an unchanged
+`balance_after`, and the amount held or released as `hold_amount` (`_held_or_released`).
 
 Entries live in a sorted set per account, scored by stream version, so pages newest-first are a
 range query. The projection keeps its own running balance per account (it does not read the
@@ -73,13 +73,14 @@ def fold(before: Mapping[str, Running | None], events: Sequence[RecordedEvent]) 
                 version=event.version,
                 event_id=str(event.event_id),
                 type=event.type,
-                amount=format_money(from_cents(delta if shown is None else shown)),
+                amount=format_money(from_cents(delta)),
                 balance_after=format_money(from_cents(balance)),
                 recorded_at=event.recorded_at.isoformat(),
                 reference=getattr(domain, "reference", None),
                 transfer_id=getattr(domain, "transfer_id", getattr(domain, "hold_id", None)),
                 counterparty=getattr(domain, "counterparty", None),
                 reversal_of=getattr(domain, "reversal_of", None),
+                hold_amount=None if shown is None else format_money(from_cents(shown)),
             )
         )
         change.events += 1
@@ -129,7 +130,7 @@ def _amount_of(current: Running | None, event: RecordedEvent, domain: DomainEven
 
 
 def _held_or_released(domain: DomainEvent) -> int | None:
-    """A hold entry's `amount` in cents: held (HoldPlaced), or released without moving (the rest
+    """A hold entry's `hold_amount` in cents: held (HoldPlaced), or released without moving (the rest
     of a capture, all of a void or expiry). Its balance does not move; a capture's money moves in
     the TransferSent/TransferReceived entry that follows it. None for every other event."""
     if isinstance(domain, HoldPlaced):

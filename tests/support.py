@@ -232,12 +232,13 @@ def _money(value: Decimal) -> str:
 
 
 def _money_moved(kind: str, payload: dict[str, Any]) -> tuple[Decimal, Decimal, Decimal]:
-    """(balance change, statement amount, change of `held`) of one stored event."""
+    """(balance change, held or released amount of a hold event, change of `held`) of one
+    stored event."""
     amount = Decimal(payload.get("amount", "0"))
     if kind in ("MoneyDeposited", "TransferReceived"):
-        return amount, amount, Decimal(0)
+        return amount, Decimal(0), Decimal(0)
     if kind in ("MoneyWithdrawn", "TransferSent"):
-        return -amount, -amount, Decimal(0)
+        return -amount, Decimal(0), Decimal(0)
     sending = payload.get("side") == "from"
     if kind == "HoldPlaced":
         return Decimal(0), amount, amount if sending else Decimal(0)
@@ -276,11 +277,12 @@ async def replay_store(database_url: str) -> Models:
                 )
                 models.statements.setdefault(e.stream_id, []).append(
                     {"version": e.version, "event_id": str(e.event_id), "type": e.type,
-                     "amount": _money(shown), "balance_after": _money(balances[e.stream_id]),
+                     "amount": _money(amount), "balance_after": _money(balances[e.stream_id]),
                      "reference": e.payload.get("reference"),
                      "transfer_id": e.payload.get("transfer_id", e.payload.get("hold_id")),
                      "counterparty": e.payload.get("counterparty"),
-                     "reversal_of": e.payload.get("reversal_of")}
+                     "reversal_of": e.payload.get("reversal_of"),
+                     "hold_amount": _money(shown) if e.type.startswith("Hold") else None}
                 )  # fmt: skip
     finally:
         await engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -183,25 +184,34 @@ async def test_statement_entries_show_holds_made_and_resolved_with_balance_movin
 
     def lines(statement: dict[str, Any]) -> list[tuple[Any, ...]]:
         return [
-            (e["type"], e["amount"], e["balance_after"], e["transfer_id"], e["counterparty"])
+            (e["type"], e["amount"], e["hold_amount"], e["balance_after"], e["transfer_id"],
+             e["counterparty"])
             for e in statement["entries"]
-        ]
+        ]  # fmt: skip
 
     assert lines(alice) == [
-        ("HoldVoided", "10.00", "87.50", "h-2", "bob"),
-        ("HoldCaptured", "17.50", "87.50", "h-1", "bob"),
-        ("TransferSent", "-12.50", "87.50", "h-1", "bob"),
-        ("HoldPlaced", "5.00", "100.00", "h-3", "bob"),
-        ("HoldPlaced", "10.00", "100.00", "h-2", "bob"),
-        ("HoldPlaced", "30.00", "100.00", "h-1", "bob"),
+        ("HoldVoided", "0.00", "10.00", "87.50", "h-2", "bob"),
+        ("HoldCaptured", "0.00", "17.50", "87.50", "h-1", "bob"),
+        ("TransferSent", "-12.50", None, "87.50", "h-1", "bob"),
+        ("HoldPlaced", "0.00", "5.00", "100.00", "h-3", "bob"),
+        ("HoldPlaced", "0.00", "10.00", "100.00", "h-2", "bob"),
+        ("HoldPlaced", "0.00", "30.00", "100.00", "h-1", "bob"),
     ]
     assert lines(bob) == [
-        ("HoldVoided", "10.00", "12.50", "h-2", "alice"),
-        ("HoldCaptured", "17.50", "12.50", "h-1", "alice"),
-        ("TransferReceived", "12.50", "12.50", "h-1", "alice"),
-        ("HoldPlaced", "5.00", "0.00", "h-3", "alice"),
-        ("HoldPlaced", "10.00", "0.00", "h-2", "alice"),
+        ("HoldVoided", "0.00", "10.00", "12.50", "h-2", "alice"),
+        ("HoldCaptured", "0.00", "17.50", "12.50", "h-1", "alice"),
+        ("TransferReceived", "12.50", None, "12.50", "h-1", "alice"),
+        ("HoldPlaced", "0.00", "5.00", "0.00", "h-3", "alice"),
+        ("HoldPlaced", "0.00", "10.00", "0.00", "h-2", "alice"),
     ]
+
+
+async def test_a_statement_with_holds_still_adds_up_to_the_balance(client: Client) -> None:
+    for account_id in ("alice", "bob"):
+        balance = (await client.get(f"/accounts/{account_id}/balance")).json()["balance"]
+        entries = (await client.get(f"/accounts/{account_id}/statement")).json()["entries"]
+
+        assert sum(Decimal(e["amount"]) for e in entries) == Decimal(balance)
 
 
 def hold_keys(client: redis.Redis, prefix: str) -> dict[str, Any]:

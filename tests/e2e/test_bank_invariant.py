@@ -1,11 +1,13 @@
 """The bank invariant, in the style of Jepsen's bank test, against real processes on each backend.
 
-Clients move money between accounts with random transfers and atomic batches (some refused: too
-much, the same account, another currency, a failing command in a batch) while other clients read
+Clients move money between accounts with random transfers, atomic batches and holds (some refused:
+too much, the same account, another currency, a failing command in a batch; holds captured in
+part, voided, or left for the worker to expire a second later) while other clients read
 `/summary` and balances in a loop. Money only moves, so every read of the total per currency must
 equal what was deposited before the run; no balance may ever go below minus its overdraft limit.
-Afterwards every acknowledged transfer is in the store exactly once on each side, and each
-account's statement adds up to its balance.
+Afterwards every acknowledged transfer (captures included) is in the store exactly once on each
+side, every hold was resolved exactly once and none is left held, and each account's statement
+adds up to its balance.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class Run:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.acknowledged: list[str] = []
+        self.holds: list[str] = []
         self.refusals: Counter[str] = Counter()
         self.violations: list[str] = []
         self.reads = 0
@@ -90,7 +93,9 @@ class Run:
         rng = random.Random(seed)
         with httpx.Client(base_url=self.write_url, timeout=15) as writes:
             while not self.stop.is_set():
-                if rng.random() < 0.25:
+                if rng.random() < 0.2:
+                    self._hold(writes, rng)
+                elif rng.random() < 0.25:
                     self._batch(writes, rng)
                 else:
                     body = _transfer(rng)
@@ -102,6 +107,24 @@ class Run:
         commands = [{"type": "transfer", **body} for body in bodies]
         answer = writes.post("/batches", json={"commands": commands})
         self._record(answer, [body["transfer_id"] for body in bodies], 200)
+
+    def _hold(self, writes: httpx.Client, rng: random.Random) -> None:
+        """Place a hold that expires in a second; then capture part of it, void it, or leave it."""
+        body = _transfer(rng)
+        hold_id = body.pop("transfer_id").replace("t-", "h-")
+        placed = writes.post("/holds", json={**body, "hold_id": hold_id, "expires_in_s": 1})
+        self._record(placed, [], 201)
+        if placed.status_code != 201:
+            return
+        with self.lock:
+            self.holds.append(hold_id)
+        choice = rng.random()
+        if choice < 0.4:
+            part = Decimal(rng.randint(1, int(Decimal(body["amount"]) * 100))) / 100
+            captured = writes.post(f"/holds/{hold_id}/capture", json={"amount": str(part)})
+            self._record(captured, [hold_id], 200)  # a capture is a transfer with the hold's id
+        elif choice < 0.7:
+            self._record(writes.post(f"/holds/{hold_id}/void"), [], 200)
 
     def _record(self, answer: httpx.Response, transfer_ids: list[str], ok: int) -> None:
         with self.lock:
@@ -140,6 +163,24 @@ async def _stored_transfer_sides(database_url: str) -> Counter[tuple[str, str]]:
                 if event.type in ("TransferSent", "TransferReceived"):
                     sides[(event.payload["transfer_id"], event.type)] += 1
         return sides
+    finally:
+        await engine.dispose()
+
+
+async def _hold_resolutions(database_url: str) -> Counter[str]:
+    """How many times each hold was resolved (its "from" side's resolution events)."""
+    engine = create_async_store_engine(database_url)
+    try:
+        store = EventStore(engine)
+        resolved: Counter[str] = Counter()
+        position = 0
+        while batch := await store.read_after(position, 1000):
+            position = batch[-1].position
+            for event in batch:
+                if event.type.startswith("Hold") and event.payload["side"] == "from":
+                    placed = event.type == "HoldPlaced"
+                    resolved[event.payload["hold_id"]] += 0 if placed else 1
+        return resolved
     finally:
         await engine.dispose()
 
@@ -196,6 +237,17 @@ def test_money_is_neither_created_nor_lost_nor_overdrawn_under_concurrent_transf
     assert {"insufficient_funds", "same_account", "currency_mismatch"} <= set(run.refusals)
     assert run.refusals["batch_failed"] > 0
 
+    assert run.holds, "no hold was placed"
+    database_url = settings.store.database_url
+    wait_until(
+        lambda: all(asyncio.run(_hold_resolutions(database_url)).values()),
+        30,
+        "every hold to be resolved (the worker expires the ones left alone)",
+    )
+    resolutions = asyncio.run(_hold_resolutions(database_url))
+    assert all(resolutions[hold_id] == 1 for hold_id in run.holds), resolutions
+    assert set(resolutions) == set(run.holds), "a refused hold left an event behind"
+
     sides = asyncio.run(_stored_transfer_sides(settings.store.database_url))
     for transfer_id in run.acknowledged:
         assert sides[(transfer_id, "TransferSent")] == 1, transfer_id
@@ -208,10 +260,15 @@ def test_money_is_neither_created_nor_lost_nor_overdrawn_under_concurrent_transf
         listed: Counter[str] = Counter()
         for account_id, currency in ACCOUNTS.items():
             balance = queries.get(f"/accounts/{account_id}/balance").json()
+            assert balance["held"] == "0.00", balance
+            pending = queries.get(f"/accounts/{account_id}/holds", params={"status": "pending"})
+            assert pending.json()["holds"] == [], account_id
             total, entries = _statement_sum(queries, account_id)
             assert total == Decimal(balance["balance"]), account_id
             totals[currency] += Decimal(balance["balance"])
-            listed.update(e["transfer_id"] for e in entries if e.get("transfer_id"))
+            listed.update(
+                e["transfer_id"] for e in entries if e.get("transfer_id") and not e["hold_amount"]
+            )
         assert dict(totals) == run.totals
         assert all(listed[t] == 2 for t in run.acknowledged), "each side's statement lists it"
         sample = queries.get(f"/transfers/{run.acknowledged[0]}")

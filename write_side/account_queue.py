@@ -84,6 +84,8 @@ class AccountQueues:
         self._accounts = accounts
         self._deadline_s = deadline_s
         self._queues: dict[str, deque[_Waiting]] = {}
+        self._draining: set[asyncio.Task[None]] = set()
+        """The drain tasks, held here: the event loop keeps only weak references to tasks."""
 
     async def execute(self, command: Command, record: CommandRecord | None) -> CommandOutcome:
         """Queue `command` behind its account's earlier ones; its outcome once decided and saved."""
@@ -95,7 +97,9 @@ class AccountQueues:
         queue = self._queues.get(account_id)
         if queue is None:
             queue = self._queues[account_id] = deque()
-            loop.create_task(self._drain(account_id, queue))  # noqa: RUF006 - ends with its queue
+            drain = loop.create_task(self._drain(account_id, queue))
+            self._draining.add(drain)
+            drain.add_done_callback(self._draining.discard)
         queue.append(waiting)
         return await waiting.answer
 

@@ -110,6 +110,25 @@ async def test_a_refused_command_in_a_group_appends_nothing_and_fails_no_other(
     _assert_answers_match_the_store([first, withdrawn, last], stream)
 
 
+async def test_a_request_cancelled_before_its_group_is_decided_appends_nothing(
+    bus: CommandBus, store: EventStore
+) -> None:
+    tasks = [
+        asyncio.create_task(bus.execute(Deposit("hot", Decimal(amount))))
+        for amount in ("1.00", "2.00", "4.00")
+    ]
+    await asyncio.sleep(0)  # each task has queued its command; the account's drain has not run
+    tasks[1].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+
+    first, cancelled, last = results
+    assert isinstance(cancelled, asyncio.CancelledError)
+    assert isinstance(first, CommandOutcome)
+    assert isinstance(last, CommandOutcome)
+    assert [(o.version, o.balance) for o in (first, last)] == [(2, Decimal(1)), (3, Decimal(5))]
+    assert [e.payload["amount"] for e in (await store.read_stream("hot"))[1:]] == ["1.00", "4.00"]
+
+
 async def test_idempotency_keys_inside_groups_replay_their_own_outcome(
     bus: CommandBus, store: EventStore
 ) -> None:

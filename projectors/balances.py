@@ -49,6 +49,7 @@ from kernel.read_model_layout import (
     summary_balance_field,
 )
 from projectors.change_feed import feed_of, feed_tip, stage_changes
+from projectors.history import stage_balance_history
 from projectors.projection import read_hashes
 
 logger = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ class BalancesProjection:
             tx.hincrby(keys.summary, summary_balance_field(currency), cents)
         for transfer_id, transfer in change.transfers.items():
             tx.hset(keys.transfer(transfer_id), mapping=transfer.to_hash())
+        await stage_balance_history(reader, tx, keys, change.balance_changes, events)
         tip = await feed_tip(reader, keys)
         stage_changes(tx, keys, feed_of(change.balance_changes, change.transfers), tip)
         return change.events

@@ -313,3 +313,18 @@ async def test_a_rebuild_gives_the_same_history_and_the_same_answers(
     assert all(len(h) == len(history[a]) for a, (h, _) in before.items())
     async with query_api(store_settings) as query:
         assert await balances_as_of_every_instant(query, history, seed=4) == []
+
+
+async def test_replaying_the_store_over_the_projected_read_models_adds_no_history(
+    history: dict[str, list[State]], store_settings: Settings, rdb: redis.Redis
+) -> None:
+    prefix = store_settings.redis.prefix
+    before = time_indexes(rdb, prefix)
+    keys = ReadModelKeys(prefix)
+    for name in (BALANCES, STATEMENTS):  # a checkpoint behind its data: every batch comes again
+        rdb.hset(keys.generation(name, 1).meta, "position", 0)
+
+    await run_catch_up(store_settings)
+
+    assert time_indexes(rdb, prefix) == before
+    assert all(len(h) == len(history[a]) for a, (h, _) in before.items())

@@ -398,7 +398,9 @@ def history_score(recorded_at: datetime, previous_score: int | None) -> int:
 
 
 class HistoryState(msgspec.Struct, frozen=True, array_like=True):
-    """The part of `AccountBalance` that changes with events, as stored in a history member."""
+    """The part of `AccountBalance` that changes with events, as stored in a history member. A
+    field added to `AccountBalance` that events change belongs here too (last, with a default for
+    the members written before it), in `history_member` and in `state_from_history`."""
 
     balance: int
     overdraft_limit: int

@@ -49,6 +49,8 @@ class StatementEntry(msgspec.Struct, frozen=True):
     """On the two sides of a transfer only."""
     counterparty: str | None = None
     """On a transfer: the other account (the receiver on the sending side, and back)."""
+    reversal_of: str | None = None
+    """On the two sides of a reversal: the transfer it moves back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,7 @@ class AccountBalance:
 
 
 TRANSFER_POSTED = "posted"
+TRANSFER_REVERSED = "reversed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +119,14 @@ class StoredTransfer:
     reference: str | None
     """Not stored when None."""
     status: str
-    """"posted" (a later issue adds "reversed")."""
+    """"posted", or "reversed" once its reversal is applied."""
     position: int
     """The global position of the transfer's last event: read after it to see both sides."""
     recorded_at: str
+    reversal_of: str | None = None
+    """On a reversal: the transfer it moves back. Not stored when None."""
+    reversed_by: str | None = None
+    """On a reversed transfer: its reversal. Not stored when None (`reversed_fields`)."""
 
     @classmethod
     def from_hash(cls, fields: Mapping[str, str]) -> StoredTransfer | None:
@@ -134,6 +141,8 @@ class StoredTransfer:
             status=fields["status"],
             position=int(fields["position"]),
             recorded_at=fields["recorded_at"],
+            reversal_of=fields.get("reversal_of"),
+            reversed_by=fields.get("reversed_by"),
         )
 
     def to_hash(self) -> StoredHash:
@@ -146,9 +155,20 @@ class StoredTransfer:
             "position": self.position,
             "recorded_at": self.recorded_at,
         }
-        if self.reference is not None:
-            stored["reference"] = self.reference
+        for name, value in (
+            ("reference", self.reference),
+            ("reversal_of", self.reversal_of),
+            ("reversed_by", self.reversed_by),
+        ):
+            if value is not None:
+                stored[name] = value
         return stored
+
+    @staticmethod
+    def reversed_fields(reversed_by: str) -> StoredHash:
+        """The fields a reversal changes on the hash of the transfer it reverses (HSET over the
+        stored hash: the rest of what was recorded stays)."""
+        return {"status": TRANSFER_REVERSED, "reversed_by": reversed_by}
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,7 +137,7 @@ async def apply_batch(
     started: float | None = None,
 ) -> bool:
     """Apply `events` (read after `checkpoint`) and the new checkpoint in one transaction, with the
-    change feed's entries (for the feed's projection) and the worker's counts (`started` is when
+    change feed's entries (the feed's projection, live generation only) and the worker's counts (`started` is when
     the batch began, by `time.monotonic()`).
 
     False when the checkpoint moved since it was read (the caller re-reads and retries); raises
@@ -156,14 +156,15 @@ async def apply_batch(
             if int(await tx.hget(gkeys.meta, META_POSITION) or 0) != checkpoint:
                 return False
             head = int(await tx.get(ctx.keys.head) or 0)
-            tip = await feed_tip(tx, gkeys) if projection.name == FEED_PROJECTION else None
+            feed = projection.name == FEED_PROJECTION and target.generation == target.live
+            tip = await feed_tip(tx, gkeys) if feed else None
             tx.multi()  # type: ignore[no-untyped-call]  # redis-py leaves multi() unannotated
-            applied = await projection.stage(ctx.redis, tx, gkeys, events)
+            applied = await projection.stage(ctx.redis, tx, gkeys, events, feed=feed)
             now = datetime.now(UTC).isoformat()
             last = events[-1].position
             tx.hset(gkeys.meta, mapping={META_POSITION: last, META_ADVANCED_AT: now})
             tx.hincrby(gkeys.meta, META_EVENTS, applied)
-            if projection.name == FEED_PROJECTION:
+            if feed:
                 stage_progress(tx, gkeys, projection.name, (checkpoint, last), head, tip)
             seconds = time.monotonic() - (started if started is not None else time.monotonic())
             metrics.stage_batch(tx, ctx.keys.worker_metrics, projection.name, applied, seconds)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kernel.change_feed import META_FEED_FROM
+from kernel.change_feed import META_FEED_FROM, META_FEED_TIP
 from kernel.read_model_layout import META_ADVANCED_AT
 from projectors.catch_up import (
     ProjectionContext,
@@ -33,9 +33,8 @@ from projectors.lease import Lease
 from projectors.projection import Projection
 from projectors.rebuild import rebuild_lease
 
-VOLATILE_FIELDS = frozenset({META_ADVANCED_AT, META_FEED_FROM})
-"""Fields that say when a projection ran (or since when it fed the change feed), not what it
-holds."""
+VOLATILE_FIELDS = frozenset({META_ADVANCED_AT, META_FEED_FROM, META_FEED_TIP})
+"""Fields that say when a projection ran (or what it fed the change feed), not what it holds."""
 MAX_REPORTED = 50
 ALIGN_ATTEMPTS = 5
 COMPARE_CHUNK = 500
@@ -103,7 +102,11 @@ async def compare_generations(
 ) -> Comparison:
     live_prefix = ctx.keys.generation(projection, live).base + ":"
     scratch_prefix = ctx.keys.generation(projection, scratch).base + ":"
-    suffixes = sorted(await _suffixes(ctx, live_prefix) | await _suffixes(ctx, scratch_prefix))
+    # The change feed is a log of what the live generation published, not a read model: a
+    # scratch generation writes none.
+    feed = ctx.keys.generation(projection, live).changes.removeprefix(live_prefix)
+    found = await _suffixes(ctx, live_prefix) | await _suffixes(ctx, scratch_prefix)
+    suffixes = sorted(found - {feed})
     result = Comparison(projection, position, keys_compared=len(suffixes))
     for first in range(0, len(suffixes), COMPARE_CHUNK):
         chunk = suffixes[first : first + COMPARE_CHUNK]

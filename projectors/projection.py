@@ -28,9 +28,13 @@ class Projection(Protocol):
         tx: Pipeline,
         keys: GenerationKeys,
         events: Sequence[RecordedEvent],
+        *,
+        feed: bool,
     ) -> int:
         """Read the current state of the batch's accounts through `reader`, then queue the batch's
-        writes on `tx` (already in MULTI). Returns how many events changed the read model."""
+        writes on `tx` (already in MULTI). Returns how many events changed the read model.
+        With `feed`, the batch's changes also go to the change feed (live generations of the
+        feed's projection only: a rebuild's scratch generation starts its feed at the switch)."""
         ...
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from redis.exceptions import WatchError
 
+from kernel.change_feed import META_FEED_FROM
 from kernel.read_model_layout import META_POSITION
 from projectors.catch_up import (
     BATCH_SIZE,
@@ -97,13 +98,14 @@ async def _switch(
                 raise RebuildError(
                     f"the live generation of {projection.name} changed during the rebuild"
                 )
-            behind = int(await tx.hget(new_meta, META_POSITION) or 0) < int(
-                await tx.hget(old_meta, META_POSITION) or 0
-            )
-            if behind:
+            reached = int(await tx.hget(new_meta, META_POSITION) or 0)
+            if reached < int(await tx.hget(old_meta, META_POSITION) or 0):
                 return False
             tx.multi()  # type: ignore[no-untyped-call]  # redis-py leaves multi() unannotated
             tx.set(live_key, new)
+            # The scratch generation wrote no change feed: its feed starts here, and a client
+            # resuming from before the switch is told to reset.
+            tx.hset(new_meta, META_FEED_FROM, reached)
             tx.srem(ctx.keys.disposable(projection.name), new)
             tx.sadd(ctx.keys.disposable(projection.name), old)
             await tx.execute()

@@ -73,6 +73,7 @@ def fold(before: Mapping[str, Running | None], events: Sequence[RecordedEvent]) 
                 reference=getattr(domain, "reference", None),
                 transfer_id=getattr(domain, "transfer_id", None),
                 counterparty=getattr(domain, "counterparty", None),
+                reversal_of=getattr(domain, "reversal_of", None),
             )
         )
         change.events += 1
@@ -116,7 +117,13 @@ class StatementsProjection:
     name = STATEMENTS
 
     async def stage(
-        self, reader: Redis, tx: Pipeline, keys: GenerationKeys, events: Sequence[RecordedEvent]
+        self,
+        reader: Redis,
+        tx: Pipeline,
+        keys: GenerationKeys,
+        events: Sequence[RecordedEvent],
+        *,
+        feed: bool,
     ) -> int:
         rows = await read_hashes(reader, events, keys.running)
         before = {aid: Running.from_hash(row) for aid, row in rows.items()}

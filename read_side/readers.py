@@ -159,6 +159,8 @@ class ReadModelReader:
             status=stored.status,
             position=stored.position,
             recorded_at=stored.recorded_at,
+            reversal_of=stored.reversal_of,
+            reversed_by=stored.reversed_by,
         )
 
     async def statement(self, account_id: str, limit: int, before_version: int | None) -> Statement:

@@ -53,10 +53,14 @@ class Transfer(msgspec.Struct, frozen=True):
     currency: str
     reference: str | None
     status: str
-    """"posted" (both sides applied)."""
+    """"posted" (both sides applied), or "reversed" once its reversal is applied."""
     position: int
     """The global store position of the transfer's last event (a `min_position` for reads)."""
     recorded_at: str
+    reversal_of: str | None
+    """On a reversal: the transfer it moves back; null otherwise."""
+    reversed_by: str | None
+    """On a reversed transfer: its reversal (a transfer of its own); null otherwise."""
 
 
 class AccountsPage(msgspec.Struct, frozen=True):

@@ -28,7 +28,7 @@ import msgspec
 
 from kernel.events import DomainEvent
 from kernel.money import ZERO
-from write_side.commands import Batch, Command, OpenAccount, Transfer
+from write_side.commands import Batch, Command, OpenAccount, ReverseTransfer, Transfer
 from write_side.domain.account import BankAccount
 from write_side.domain.errors import (
     AccountExists,
@@ -61,7 +61,7 @@ class CommandOutcome:
     """True when an idempotent retry was answered from the first outcome."""
 
 
-def fingerprint(command: Command | Transfer | Batch) -> str:
+def fingerprint(command: Command | Transfer | ReverseTransfer | Batch) -> str:
     """A digest of what the client asked for, to tell a true retry from a reused key."""
     if isinstance(command, Batch):
         body = {"command": "Batch", "commands": [fingerprint(c) for c in command.commands]}

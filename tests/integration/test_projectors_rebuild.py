@@ -152,3 +152,31 @@ def rebuild_now(settings: Settings, name: str) -> RebuildResult:
             return await rebuild_projection(ctx, projection_named(name))
 
     return asyncio.run(run())
+
+
+def test_a_rebuild_writes_no_change_feed_and_the_new_generation_feeds_from_its_switch(
+    caught_up: Settings, rdb: redis.Redis
+) -> None:
+    keys = ReadModelKeys(caught_up.redis.prefix)
+    assert rdb.xlen(keys.generation(BALANCES, 1).changes) > 0  # the live one published its batches
+
+    result = rebuild_now(caught_up, BALANCES)
+
+    new = keys.generation(BALANCES, result.new_generation)
+    switched_at = int(rdb.hget(new.meta, "position") or 0)
+    assert switched_at > 0
+    assert rdb.xlen(new.changes) == 0, "the scratch generation published nothing"
+    assert int(rdb.hget(new.meta, "feed_from") or -1) == switched_at
+
+    async def deposit_and_catch_up() -> None:
+        async with open_context(caught_up) as ctx:
+            version = await ctx.store.stream_version("acct-00002")
+            await ctx.store.append(
+                "acct-00002", [NewEvent.from_domain(MoneyDeposited(Decimal("1.25")))], version
+            )
+        await run_catch_up(caught_up)
+
+    asyncio.run(deposit_and_catch_up())
+    kinds = [fields["kind"] for _, fields in rdb.xrange(new.changes)]
+    assert kinds == ["balance", "projection"], "live batches after the switch publish as before"
+    assert int(rdb.hget(new.meta, "feed_from") or -1) == switched_at

@@ -45,14 +45,19 @@ class BalanceChange(msgspec.Struct, frozen=True):
     position: int
 
 
-class TransferChange(msgspec.Struct, frozen=True):
+class TransferChange(msgspec.Struct, frozen=True, omit_defaults=True):
     transfer_id: str
     from_account: str
     to_account: str
     amount: str
     currency: str
     status: str
+    """"posted", or "reversed": then `position` is the reversal's first event."""
     position: int
+    reversal_of: str | None = None
+    """On a reversal: the transfer it moves back (absent otherwise)."""
+    reversed_by: str | None = None
+    """On a reversed transfer: its reversal (absent otherwise)."""
 
 
 class ProjectionChange(msgspec.Struct, frozen=True):

@@ -29,6 +29,8 @@ class ErrorCode(StrEnum):
     SAME_ACCOUNT = "same_account"
     CURRENCY_MISMATCH = "currency_mismatch"
     TRANSFER_EXISTS = "transfer_exists"
+    ALREADY_REVERSED = "already_reversed"
+    NOT_REVERSIBLE = "not_reversible"
     LIMIT_BELOW_BALANCE = "limit_below_balance"
     BATCH_FAILED = "batch_failed"
     LINKED_COMMAND_FAILED = "linked_command_failed"

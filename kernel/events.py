@@ -58,6 +58,9 @@ class TransferSent(msgspec.Struct, frozen=True, omit_defaults=True):
     counterparty: str
     amount: Decimal
     reference: str | None = None
+    reversal_of: str | None = None
+    """Set on a reversal: the transfer it moves back (omitted otherwise, so older payloads and
+    ordinary transfers keep their shape)."""
 
 
 class TransferReceived(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -67,6 +70,8 @@ class TransferReceived(msgspec.Struct, frozen=True, omit_defaults=True):
     counterparty: str
     amount: Decimal
     reference: str | None = None
+    reversal_of: str | None = None
+    """Set on a reversal, as on its `TransferSent`."""
 
 
 class PersonalDataErased(msgspec.Struct, frozen=True):

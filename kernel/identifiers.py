@@ -46,6 +46,15 @@ class TextRule:
 
 
 ACCOUNT_ID = TextRule("account_id", "[A-Za-z0-9_-]", 1, 64, "1 to 64 letters, digits, '_' or '-'")
+RECORDED_TRANSFER_ID = TextRule(
+    "transfer_id",
+    "[A-Za-z0-9_.-]",
+    1,
+    64,
+    "a transfer id: a client's (as account_id) or one the ledger derived, such as a reversal's "
+    "(with a '.')",
+)
+"""Any id a recorded transfer may have; clients choose theirs by ACCOUNT_ID, without '.'."""
 CURRENCY = TextRule("currency", "[A-Z]", 3, 3, "three upper-case letters (ISO 4217)")
 IDEMPOTENCY_KEY = TextRule(
     "Idempotency-Key", "[\\x21-\\x7e]", 1, 200, "1 to 200 visible ASCII characters"

@@ -10,7 +10,8 @@ Cluster hash tag (`{account_id}`) so all of an account's keys share a slot.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -48,6 +49,8 @@ class StatementEntry(msgspec.Struct, frozen=True):
     """On the two sides of a transfer only."""
     counterparty: str | None = None
     """On a transfer: the other account (the receiver on the sending side, and back)."""
+    reversal_of: str | None = None
+    """On the two sides of a reversal: the transfer it moves back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,7 @@ class AccountBalance:
 
 
 TRANSFER_POSTED = "posted"
+TRANSFER_REVERSED = "reversed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +119,14 @@ class StoredTransfer:
     reference: str | None
     """Not stored when None."""
     status: str
-    """"posted" (a later issue adds "reversed")."""
+    """"posted", or "reversed" once its reversal is applied."""
     position: int
     """The global position of the transfer's last event: read after it to see both sides."""
     recorded_at: str
+    reversal_of: str | None = None
+    """On a reversal: the transfer it moves back. Not stored when None."""
+    reversed_by: str | None = None
+    """On a reversed transfer: its reversal. Not stored when None (`reversed_fields`)."""
 
     @classmethod
     def from_hash(cls, fields: Mapping[str, str]) -> StoredTransfer | None:
@@ -133,6 +141,8 @@ class StoredTransfer:
             status=fields["status"],
             position=int(fields["position"]),
             recorded_at=fields["recorded_at"],
+            reversal_of=fields.get("reversal_of"),
+            reversed_by=fields.get("reversed_by"),
         )
 
     def to_hash(self) -> StoredHash:
@@ -145,9 +155,20 @@ class StoredTransfer:
             "position": self.position,
             "recorded_at": self.recorded_at,
         }
-        if self.reference is not None:
-            stored["reference"] = self.reference
+        for name, value in (
+            ("reference", self.reference),
+            ("reversal_of", self.reversal_of),
+            ("reversed_by", self.reversed_by),
+        ):
+            if value is not None:
+                stored[name] = value
         return stored
+
+    @staticmethod
+    def reversed_fields(reversed_by: str) -> StoredHash:
+        """The fields a reversal changes on the hash of the transfer it reverses (HSET over the
+        stored hash: the rest of what was recorded stays)."""
+        return {"status": TRANSFER_REVERSED, "reversed_by": reversed_by}
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +302,16 @@ class GenerationKeys:
         """Hash: `Running`, the statement projection's own running balance and version."""
         return f"{self.base}:running:{{{account_id}}}"
 
+    def history(self, account_id: str) -> str:
+        """Sorted set: score = `history_score`, member = `history_member(state after the event)`:
+        the account's state after each of its events, for balances as of an instant."""
+        return f"{self.base}:history:{{{account_id}}}"
+
+    def statement_times(self, account_id: str) -> str:
+        """Sorted set: score = `history_score`, member = `statement_times_member(version)`: the
+        statement's time index, turning a time range into a version range."""
+        return f"{self.base}:statement_times:{{{account_id}}}"
+
 
 @dataclass(frozen=True, slots=True)
 class ReadModelKeys:
@@ -357,3 +388,71 @@ class ReadModelKeys:
         if len(parts) < 3 or not parts[2].startswith("g") or not parts[2][1:].isdigit():
             return None
         return int(parts[2][1:])
+
+
+# --- history: an account's states over time (balances as of an instant, statements by time) ---
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_POSITION_WIDTH = 20
+_VERSION_WIDTH = 20
+
+
+def epoch_micros(instant: datetime) -> int:
+    """An aware instant as integer microseconds since the epoch: the score of the history sets
+    (exact in a Redis score, a double, until the year 2255)."""
+    return (instant - _EPOCH) // _MICROSECOND
+
+
+def instant_of(micros: int) -> datetime:
+    return _EPOCH + micros * _MICROSECOND
+
+
+def history_score(recorded_at: datetime, previous_score: int | None) -> int:
+    """An event's place in time within its account: when it was recorded, but never earlier than
+    the account's event before it. Recorded times follow the store's order unless the clock
+    stepped back; clamped, an account's scores never decrease with its version, so "as of T" is
+    always a prefix of its history (every event up to the first one recorded after T)."""
+    score = epoch_micros(recorded_at)
+    return score if previous_score is None else max(score, previous_score)
+
+
+class HistoryState(msgspec.Struct, frozen=True, array_like=True):
+    """The part of `AccountBalance` that changes with events, as stored in a history member. A
+    field added to `AccountBalance` that events change belongs here too (last, with a default for
+    the members written before it), in `history_member` and in `state_from_history`."""
+
+    balance: int
+    overdraft_limit: int
+    version: int
+    status: str
+
+
+_history_state = msgspec.json.Decoder(HistoryState)
+
+
+def history_member(state: AccountBalance) -> str:
+    """The account's state after an event: its fixed-width position first (so members with one
+    score order by position), then `HistoryState` as JSON. Identical when a batch is replayed."""
+    stored = HistoryState(state.balance, state.overdraft_limit, state.version, state.status)
+    return f"{state.position:0{_POSITION_WIDTH}d}:{msgspec.json.encode(stored).decode()}"
+
+
+def state_from_history(now: AccountBalance, member: str, score: int) -> AccountBalance:
+    """The account as a history member recorded it; owner and currency are today's (`now`)."""
+    position, _, encoded = member.partition(":")
+    stored = _history_state.decode(encoded)
+    return replace(
+        now,
+        balance=stored.balance,
+        overdraft_limit=stored.overdraft_limit,
+        version=stored.version,
+        status=stored.status,
+        position=int(position),
+        updated_at=instant_of(score).isoformat(),
+    )
+
+
+def statement_times_member(version: int) -> str:
+    """Fixed width, so members with one score order by version."""
+    return f"{version:0{_VERSION_WIDTH}d}"

@@ -42,6 +42,7 @@ from kernel.read_model_layout import (
     SUMMARY_EVENTS,
     SUMMARY_OPEN_ACCOUNTS,
     TRANSFER_POSTED,
+    TRANSFER_REVERSED,
     AccountBalance,
     GenerationKeys,
     StoredTransfer,
@@ -49,6 +50,7 @@ from kernel.read_model_layout import (
     summary_balance_field,
 )
 from projectors.change_feed import feed_of, feed_tip, stage_changes
+from projectors.history import stage_balance_history
 from projectors.projection import read_hashes
 
 logger = logging.getLogger(__name__)
@@ -63,6 +65,9 @@ class BalancesChange:
     totals: Counter[str] = field(default_factory=Counter)
     """Change of the total balance per currency, in cents (a transfer's two sides cancel out)."""
     transfers: dict[str, StoredTransfer] = field(default_factory=dict)
+    reversed: dict[str, StoredTransfer] = field(default_factory=dict)
+    """Earlier transfers a reversal in the batch moved back, as the change feed shows them (at the
+    reversal's first event); their hashes only get `StoredTransfer.reversed_fields`."""
     balance_changes: list[tuple[str, AccountBalance]] = field(default_factory=list)
     """Every account state the batch passed through, in position order (the change feed)."""
 
@@ -132,7 +137,7 @@ def _record_transfer(
     """Either side describes the whole transfer; the later one sets its position."""
     sent = isinstance(side, TransferSent)
     earlier = change.transfers.get(side.transfer_id)
-    change.transfers[side.transfer_id] = StoredTransfer(
+    transfer = StoredTransfer(
         from_account=event.stream_id if sent else side.counterparty,
         to_account=side.counterparty if sent else event.stream_id,
         amount=to_cents(side.amount),
@@ -141,7 +146,21 @@ def _record_transfer(
         status=TRANSFER_POSTED,
         position=max(event.position, earlier.position if earlier else 0),
         recorded_at=earlier.recorded_at if earlier else event.recorded_at.isoformat(),
+        reversal_of=side.reversal_of,
     )
+    change.transfers[side.transfer_id] = transfer
+    if side.reversal_of is not None and earlier is None:
+        # The first side flips the original, the later one completes the reversal: two positions,
+        # so the feed's two `transfer` changes have distinct ids (kernel/change_feed.py).
+        change.reversed[side.reversal_of] = replace(
+            transfer,
+            from_account=transfer.to_account,
+            to_account=transfer.from_account,
+            reference=None,
+            status=TRANSFER_REVERSED,
+            reversal_of=None,
+            reversed_by=side.transfer_id,
+        )
 
 
 class BalancesProjection:
@@ -179,7 +198,13 @@ class BalancesProjection:
             tx.hincrby(keys.summary, summary_balance_field(currency), cents)
         for transfer_id, transfer in change.transfers.items():
             tx.hset(keys.transfer(transfer_id), mapping=transfer.to_hash())
+        await stage_balance_history(reader, tx, keys, change.balance_changes, events)
+        for transfer_id, flipped in change.reversed.items():  # after: the original may be new too
+            assert flipped.reversed_by is not None
+            mapping = StoredTransfer.reversed_fields(flipped.reversed_by)
+            tx.hset(keys.transfer(transfer_id), mapping=mapping)
         if feed:
             tip = await feed_tip(reader, keys)
-            stage_changes(tx, keys, feed_of(change.balance_changes, change.transfers), tip)
+            changes = feed_of(change.balance_changes, change.transfers, change.reversed)
+            stage_changes(tx, keys, changes, tip)
         return change.events

@@ -7,6 +7,7 @@ XADDs are queued on the same transaction as the read model's writes and its chec
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from itertools import chain
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -34,9 +35,12 @@ def _money(cents: int) -> str:
 
 
 def feed_of(
-    balances: Iterable[tuple[str, AccountBalance]], transfers: Mapping[str, StoredTransfer]
+    balances: Iterable[tuple[str, AccountBalance]],
+    transfers: Mapping[str, StoredTransfer],
+    reversed_transfers: Mapping[str, StoredTransfer] | None = None,
 ) -> list[Change]:
-    """The batch's balance and transfer changes, in feed order."""
+    """The batch's balance and transfer changes, in feed order (`reversed_transfers`: the earlier
+    transfers the batch reversed, at the position of their reversal's first event)."""
     changes = [
         encode(
             BALANCE,
@@ -61,9 +65,11 @@ def feed_of(
                 t.currency,
                 t.status,
                 t.position,
+                t.reversal_of,
+                t.reversed_by,
             ),
         )
-        for transfer_id, t in transfers.items()
+        for transfer_id, t in chain(transfers.items(), (reversed_transfers or {}).items())
     ]
     return sorted(changes, key=lambda change: change.id)
 

@@ -34,6 +34,7 @@ from kernel.events import (
 )
 from kernel.money import format_money, from_cents, to_cents
 from kernel.read_model_layout import STATEMENTS, GenerationKeys, Running, StatementEntry
+from projectors.history import stage_statement_times
 from projectors.projection import read_hashes
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def fold(before: Mapping[str, Running | None], events: Sequence[RecordedEvent]) 
                 reference=getattr(domain, "reference", None),
                 transfer_id=getattr(domain, "transfer_id", None),
                 counterparty=getattr(domain, "counterparty", None),
+                reversal_of=getattr(domain, "reversal_of", None),
             )
         )
         change.events += 1
@@ -133,4 +135,5 @@ class StatementsProjection:
             )
             members = {_encode(entry): entry.version for entry in change.entries[account_id]}
             tx.zadd(keys.statement(account_id), members)
+        await stage_statement_times(reader, tx, keys, change.entries, events)
         return change.events

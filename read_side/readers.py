@@ -65,6 +65,21 @@ def _money(cents: str | int | None) -> str:
     return format_money(from_cents(int(cents or 0)))
 
 
+def balance_view(account_id: str, stored: AccountBalance, as_of: str | None = None) -> Balance:
+    return Balance(
+        account_id=account_id,
+        owner=stored.owner,
+        currency=stored.currency,
+        balance=_money(stored.balance),
+        status=stored.status,
+        version=stored.version,
+        position=stored.position,
+        overdraft_limit=_money(stored.overdraft_limit),
+        available=_money(stored.available),
+        as_of=as_of,
+    )
+
+
 def _row(account_id: str, stored: AccountBalance) -> AccountRow:
     return AccountRow(
         account_id,
@@ -127,17 +142,7 @@ class ReadModelReader:
         stored = AccountBalance.from_hash(fields)
         if stored is None:
             raise AccountNotFound(account_id)
-        return Balance(
-            account_id=account_id,
-            owner=stored.owner,
-            currency=stored.currency,
-            balance=_money(stored.balance),
-            status=stored.status,
-            version=stored.version,
-            position=stored.position,
-            overdraft_limit=_money(stored.overdraft_limit),
-            available=_money(stored.available),
-        )
+        return balance_view(account_id, stored)
 
     async def transfer(self, transfer_id: str) -> Transfer:
         fields = await self._live_hash(BALANCES, lambda keys: keys.transfer(transfer_id))
@@ -154,6 +159,8 @@ class ReadModelReader:
             status=stored.status,
             position=stored.position,
             recorded_at=stored.recorded_at,
+            reversal_of=stored.reversal_of,
+            reversed_by=stored.reversed_by,
         )
 
     async def statement(self, account_id: str, limit: int, before_version: int | None) -> Statement:

@@ -7,7 +7,7 @@ import msgspec
 from kernel.read_model_layout import StatementEntry
 
 
-class Balance(msgspec.Struct, frozen=True):
+class Balance(msgspec.Struct, frozen=True, omit_defaults=True):
     account_id: str
     owner: str
     currency: str
@@ -22,6 +22,9 @@ class Balance(msgspec.Struct, frozen=True):
     """How far below zero the balance may go ("0.00": no overdraft)."""
     available: str
     """What the account can still pay out: balance plus overdraft limit."""
+    as_of: str | None = None
+    """Only in an answer `as_of` an instant: that instant, in UTC to the microsecond; the values
+    above are as they stood then (owner and currency are today's)."""
 
 
 class Statement(msgspec.Struct, frozen=True):
@@ -50,10 +53,14 @@ class Transfer(msgspec.Struct, frozen=True):
     currency: str
     reference: str | None
     status: str
-    """"posted" (both sides applied)."""
+    """"posted" (both sides applied), or "reversed" once its reversal is applied."""
     position: int
     """The global store position of the transfer's last event (a `min_position` for reads)."""
     recorded_at: str
+    reversal_of: str | None
+    """On a reversal: the transfer it moves back; null otherwise."""
+    reversed_by: str | None
+    """On a reversed transfer: its reversal (a transfer of its own); null otherwise."""
 
 
 class AccountsPage(msgspec.Struct, frozen=True):

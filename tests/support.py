@@ -182,14 +182,14 @@ async def append_transfer(
     amount: str,
     transfer_id: str,
     reference: str | None = None,
+    reversal_of: str | None = None,
 ) -> int:
-    """Both sides of a transfer in one store transaction, as the write side appends them; returns
-    the position of the last side."""
+    """Both sides of a transfer (a reversal of `reversal_of`, if given) in one store transaction,
+    as the write side appends them; returns the position of the last side."""
     money = Decimal(amount)
-    sides = [
-        (source, NewEvent.from_domain(TransferSent(transfer_id, target, money, reference))),
-        (target, NewEvent.from_domain(TransferReceived(transfer_id, source, money, reference))),
-    ]
+    sent = TransferSent(transfer_id, target, money, reference, reversal_of)
+    received = TransferReceived(transfer_id, source, money, reference, reversal_of)
+    sides = [(source, NewEvent.from_domain(sent)), (target, NewEvent.from_domain(received))]
     versions = {stream: await store.stream_version(stream) for stream in (source, target)}
     claim = TransferRecord(transfer_id, "0" * 64, {"status": "posted"})
     result = await store.append_many(sides, versions, transfers=[claim])
@@ -259,7 +259,8 @@ async def replay_store(database_url: str) -> Models:
                      "amount": _money(amount), "balance_after": _money(balances[e.stream_id]),
                      "reference": e.payload.get("reference"),
                      "transfer_id": e.payload.get("transfer_id"),
-                     "counterparty": e.payload.get("counterparty")}
+                     "counterparty": e.payload.get("counterparty"),
+                     "reversal_of": e.payload.get("reversal_of")}
                 )  # fmt: skip
     finally:
         await engine.dispose()

@@ -27,7 +27,7 @@ import msgspec
 from kernel.money import ZERO
 from write_side.account_queue import AccountQueues
 from write_side.account_queue import CommandOutcome as CommandOutcome
-from write_side.commands import Batch, Command, OpenAccount, Transfer
+from write_side.commands import Batch, Command, OpenAccount, ReverseTransfer, Transfer
 from write_side.domain.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -39,7 +39,7 @@ from write_side.repository import Accounts
 from write_side.store.records import ANONYMOUS_CLIENT, CommandRecord, DuplicateCommand
 
 
-def fingerprint(command: Command | Transfer | Batch) -> str:
+def fingerprint(command: Command | Transfer | ReverseTransfer | Batch) -> str:
     """A digest of what the client asked for, to tell a true retry from a reused key."""
     if isinstance(command, Batch):
         body = {"command": "Batch", "commands": [fingerprint(c) for c in command.commands]}

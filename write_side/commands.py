@@ -110,6 +110,19 @@ class Transfer:
             raise SameAccount("a transfer needs two different accounts")
 
 
+@dataclass(frozen=True, slots=True)
+class ReverseTransfer:
+    """Move a recorded transfer's amount back, as a new transfer naming it (`reversal_of`)."""
+
+    transfer_id: str
+    """The transfer to reverse."""
+    reference: str | None = None
+    """The reversal's own reference (free text, at most 140 characters)."""
+
+    def __post_init__(self) -> None:
+        _check_reference(self.reference)
+
+
 BatchCommand: TypeAlias = OpenAccount | Deposit | Withdraw | Transfer
 
 

@@ -17,8 +17,8 @@ from write_side.store.event_store import EventStore
 
 
 def fill_store(database_url: str) -> int:
-    """Accounts (one owner name in unicode), deposits, an overdraft limit and two transfers;
-    returns the head position."""
+    """Accounts (one owner name in unicode), deposits, an overdraft limit, two transfers and the
+    reversal of the second; returns the head position."""
 
     async def run() -> int:
         engine = create_async_store_engine(database_url)
@@ -31,7 +31,10 @@ def fill_store(database_url: str) -> int:
                 await store.append(account, [NewEvent.from_domain(deposit)], 1)
             await set_overdraft_limit(store, "acc-b", "25.00")
             await append_transfer(store, "acc-a", "acc-b", "10.05", "t-1", "rent ☂")
-            return await append_transfer(store, "acc-b", "acc-a", "0.01", "t-2")
+            await append_transfer(store, "acc-b", "acc-a", "0.01", "t-2")
+            return await append_transfer(
+                store, "acc-a", "acc-b", "0.01", "t-2.reversal", reversal_of="t-2"
+            )
         finally:
             await engine.dispose()
 

@@ -1,4 +1,4 @@
-"""`bank demo`'s traffic includes transfers, each recorded on both sides."""
+"""`bank demo`'s traffic includes transfers, each recorded on both sides, and reversals of some."""
 
 from __future__ import annotations
 
@@ -25,3 +25,6 @@ async def test_demo_traffic_sends_transfers_and_counts_both_sides_as_events(
     kinds = Counter(e.type for e in recorded)
     assert report.events == len(recorded) == 300
     assert kinds["TransferSent"] == kinds["TransferReceived"] > 0
+    reversals = [e for e in recorded if e.type == "TransferSent" and "reversal_of" in e.payload]
+    originals = {e.payload["reversal_of"] for e in reversals}
+    assert len(originals) == len(reversals) > 0  # each reversed once

@@ -72,7 +72,9 @@ def test_a_store_moves_sqlite_to_postgresql_to_sqlite_unchanged(
     assert [line["transfer"]["transfer_id"] for line in lines if "transfer" in line] == [
         "t-1",
         "t-2",
+        "t-2.reversal",
     ]
+    assert lines[-2]["payload"]["reversal_of"] == "t-2"
     assert _events(sqlite_url) == _events(pg_url) == _events(back)
     assert _transfers(sqlite_url) == _transfers(pg_url) == _transfers(back)
     digests = {bank(url, "digest").stdout.strip() for url in (sqlite_url, pg_url, back)}
@@ -124,7 +126,7 @@ def test_import_refuses_a_store_that_already_has_events(
     refused = bank(pg_url, "import", str(file))
 
     assert refused.returncode == 1
-    assert "already holds 9 events" in refused.stderr
+    assert "already holds 11 events" in refused.stderr
     assert "Traceback" not in refused.stderr
 
 

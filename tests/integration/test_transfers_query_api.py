@@ -94,6 +94,8 @@ async def test_a_transfer_is_served_with_both_accounts_its_amount_and_status(
         "reference": "May",
         "status": "posted",
         "position": ledger.rent_position,
+        "reversal_of": None,
+        "reversed_by": None,
     }
     assert (await client.get("/transfers/tip")).json()["reference"] is None
 

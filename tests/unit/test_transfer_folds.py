@@ -181,3 +181,66 @@ def test_an_overdraft_limit_makes_a_zero_entry_and_the_balance_after_goes_below_
         ("TransferSent", "-15.00", "-15.00"),
     ]
     assert change.running["a"] == statements.Running(balance=-1500, version=3)
+
+
+def reversal(
+    h: History, original: str, source: str, target: str, amount: str
+) -> list[RecordedEvent]:
+    """Both sides of the reversal of `original` (source: the original's receiver)."""
+    money, rid = Decimal(amount), f"{original}.reversal"
+    return [
+        h.record(source, TransferSent(rid, target, money, None, original)),
+        h.record(target, TransferReceived(rid, source, money, None, original)),
+    ]
+
+
+def test_a_reversal_records_itself_and_flips_the_original_to_reversed_at_its_first_event() -> None:
+    h = History()
+    opening = [h.record("a", opened()), h.record("b", opened()), h.record("a", deposit("10.00"))]
+    before = balances.fold({"a": None, "b": None}, [*opening, *transfer(h, "a", "b", "4.00")]).after
+    batch = reversal(h, "t-1", "b", "a", "4.00")
+
+    change = balances.fold(before, batch)
+
+    assert (change.after["a"].balance, change.after["b"].balance) == (1000, 0)
+    record = change.transfers["t-1.reversal"]
+    assert (record.from_account, record.to_account, record.amount) == ("b", "a", 400)
+    assert (record.status, record.reversal_of, record.position) == ("posted", "t-1", 7)
+    flipped = change.reversed["t-1"]
+    assert (flipped.from_account, flipped.to_account, flipped.amount) == ("a", "b", 400)
+    assert (flipped.status, flipped.reversed_by, flipped.position) == (
+        "reversed",
+        "t-1.reversal",
+        6,
+    )
+    assert StoredTransfer.reversed_fields("t-1.reversal") == {
+        "status": "reversed",
+        "reversed_by": "t-1.reversal",
+    }
+
+
+def test_a_transfer_and_its_reversal_in_one_batch_both_appear_and_a_replay_flips_nothing() -> None:
+    h = History()
+    batch = [h.record("a", opened()), h.record("b", opened()), h.record("a", deposit("10.00"))]
+    batch += [*transfer(h, "a", "b", "4.00"), *reversal(h, "t-1", "b", "a", "4.00")]
+
+    change = balances.fold({"a": None, "b": None}, batch)
+    again = balances.fold(change.after, batch)
+
+    assert set(change.transfers) == {"t-1", "t-1.reversal"}
+    assert set(change.reversed) == {"t-1"}
+    assert (again.transfers, again.reversed) == ({}, {})
+
+
+def test_statement_entries_of_a_reversal_name_the_transfer_it_moves_back() -> None:
+    h = History()
+    batch = [h.record("a", opened()), h.record("b", opened()), h.record("a", deposit("10.00"))]
+    batch += [*transfer(h, "a", "b", "4.00"), *reversal(h, "t-1", "b", "a", "4.00")]
+
+    change = statements.fold({"a": None, "b": None}, batch)
+
+    assert [(e.type, e.amount, e.transfer_id, e.reversal_of) for e in change.entries["a"][-2:]] == [
+        ("TransferSent", "-4.00", "t-1", None),
+        ("TransferReceived", "4.00", "t-1.reversal", "t-1"),
+    ]
+    assert change.entries["b"][-1].reversal_of == "t-1"

@@ -31,6 +31,7 @@ from write_side.metrics import count_command
 from write_side.personal_data import PersonalData
 from write_side.publisher import EventPublisher
 from write_side.repository import AccountRepository
+from write_side.reversals import ReversalRunner
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
 from write_side.store.personal_keys import PersonalKeys
@@ -91,6 +92,7 @@ def create_write_app(settings: Settings, publisher_factory: PublisherFactory) ->
         app.state.bus = bus
         app.state.transfers = TransferRunner(bus, repository, publisher)
         app.state.batches = BatchRunner(bus, repository, publisher)
+        app.state.reversals = ReversalRunner(bus, repository, store, publisher)
         try:
             yield
         finally:
@@ -105,6 +107,7 @@ def create_write_app(settings: Settings, publisher_factory: PublisherFactory) ->
             routes.close_account,
             routes.set_overdraft_limit,
             ledger_routes.transfer,
+            ledger_routes.reverse_transfer,
             ledger_routes.batch,
             routes.account_events,
             health,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import JSONBody, PathParameter
 
+from kernel.identifiers import RECORDED_TRANSFER_ID
 from write_side.api.json_body import StrictJSON
 from write_side.api.routes import IdempotencyKey, checked_key, command
 from write_side.api.schemas import (
@@ -17,15 +18,27 @@ from write_side.api.schemas import (
     BatchResponse,
     DepositItem,
     OpenAccountItem,
+    ReversalResponse,
+    ReverseTransferRequest,
     TransferItem,
     TransferRequest,
     TransferResponse,
 )
 from write_side.batches import BatchRunner
-from write_side.commands import Batch, BatchCommand, Deposit, OpenAccount, Transfer, Withdraw
-from write_side.domain.errors import BatchFailed, InvalidCommand
+from write_side.commands import (
+    Batch,
+    BatchCommand,
+    Deposit,
+    OpenAccount,
+    ReverseTransfer,
+    Transfer,
+    Withdraw,
+)
+from write_side.domain.errors import BatchFailed, InvalidCommand, TransferNotFound
+from write_side.reversals import ReversalRunner
 from write_side.transfers import TransferRunner
 
+TransferIdPath = Annotated[str, PathParameter(description="The transfer id.")]
 MAX_BATCH_BODY_BYTES = 64 * 1024
 """100 commands with references do not fit in the 16 KiB of a single command's body."""
 
@@ -78,6 +91,35 @@ async def transfer(
     runner: TransferRunner = state.transfers
     outcome = await runner.execute(_transfer(data), checked_key(idempotency_key), client=client)
     return msgspec.convert(_with_position(outcome.result, outcome.position), TransferResponse)
+
+
+@command(
+    "/transfers/{transfer_id:str}/reverse",
+    status_code=201,
+    summary="Reverse a transfer",
+    description="Records a new transfer moving the same amount back, from the original's "
+    "receiver to its sender, naming it in `reversal_of` (its id: `<transfer_id>.reversal`, or "
+    "`<digest>.long.reversal` for ids over 55 characters); "
+    "the original keeps its events and shows `status: reversed` with `reversed_by` on the "
+    "query API. A transfer is reversed at most once: a retry with the same body gets the first "
+    "answer (201) and appends nothing, another body is 409 already_reversed. A reversal is not "
+    "reversible (409 not_reversible); the receiver must still have the money (409 "
+    "insufficient_funds) and both accounts must be open (409 account_closed).",
+    dto=StrictJSON[ReverseTransferRequest],
+)
+async def reverse_transfer(
+    transfer_id: TransferIdPath,
+    state: State,
+    client: NamedDependency[str],
+    data: JSONBody[ReverseTransferRequest | None] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> ReversalResponse:
+    if not RECORDED_TRANSFER_ID.matches(transfer_id):
+        raise TransferNotFound(f"transfer {transfer_id[:64]!r} does not exist")
+    command = ReverseTransfer(transfer_id, data.reference if data is not None else None)
+    runner: ReversalRunner = state.reversals
+    outcome = await runner.execute(command, checked_key(idempotency_key), client=client)
+    return msgspec.convert(_with_position(outcome.result, outcome.position), ReversalResponse)
 
 
 @command(

@@ -84,10 +84,12 @@ ERRORS = {
     400: "validation_error: the body, a header or a query parameter is malformed or mistyped.",
     401: "unauthorized: no valid bearer token.",
     403: "forbidden: the API key lacks the scope.",
-    404: "account_not_found, or not_found for an unknown route.",
+    404: "account_not_found, transfer_not_found (reversing an unknown transfer), or not_found "
+    "for an unknown route.",
     409: "account_exists, insufficient_funds, account_closed, balance_not_zero, "
-    "limit_below_balance, currency_mismatch, transfer_exists, batch_failed (with failed_index "
-    "and results), version_conflict (with current_version) or idempotency_key_in_flight.",
+    "limit_below_balance, currency_mismatch, transfer_exists, already_reversed, not_reversible, "
+    "batch_failed (with failed_index and results), version_conflict (with current_version) or "
+    "idempotency_key_in_flight.",
     413: "request_too_large: the body is over 16 KiB.",
     415: "unsupported_media_type: the body is not sent as application/json.",
     422: "validation_error (a rule refused the data, e.g. the amount), same_account or "

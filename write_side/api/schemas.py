@@ -118,6 +118,10 @@ class TransferRequest(msgspec.Struct, forbid_unknown_fields=True):
         _check_amount_type(self.amount)
 
 
+class ReverseTransferRequest(msgspec.Struct, forbid_unknown_fields=True):
+    reference: Reference | None = None
+
+
 class OpenAccountItem(OpenAccountRequest, tag_field="type", tag="open_account"):
     pass
 
@@ -186,6 +190,11 @@ class TransferResponse(msgspec.Struct):
     position: int
     from_: TransferSide = msgspec.field(name="from")
     to: TransferSide
+
+
+class ReversalResponse(TransferResponse):
+    reversal_of: str
+    """The transfer this one moves back."""
 
 
 class BatchResponse(msgspec.Struct):

@@ -133,18 +133,28 @@ class BankAccount:
         return self._record(OverdraftLimitSet(limit=limit))
 
     def send_transfer(
-        self, transfer_id: str, to: str, amount: Decimal, reference: str | None
+        self,
+        transfer_id: str,
+        to: str,
+        amount: Decimal,
+        reference: str | None,
+        reversal_of: str | None = None,
     ) -> list[DomainEvent]:
         """The sending side; the receiving account must already be checked (transfer.py)."""
         self.check_open()
         self._check_funds(amount)
-        return self._record(TransferSent(transfer_id, to, amount, reference))
+        return self._record(TransferSent(transfer_id, to, amount, reference, reversal_of))
 
     def receive_transfer(
-        self, transfer_id: str, sender: str, amount: Decimal, reference: str | None
+        self,
+        transfer_id: str,
+        sender: str,
+        amount: Decimal,
+        reference: str | None,
+        reversal_of: str | None = None,
     ) -> list[DomainEvent]:
         self.check_open()
-        return self._record(TransferReceived(transfer_id, sender, amount, reference))
+        return self._record(TransferReceived(transfer_id, sender, amount, reference, reversal_of))
 
     def close(self) -> list[DomainEvent]:
         self.check_open()

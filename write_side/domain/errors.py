@@ -35,6 +35,24 @@ class TransferIdTaken(LedgerError):
     code = ErrorCode.TRANSFER_EXISTS
 
 
+class TransferNotFound(LedgerError):
+    """No transfer was ever recorded with this id (reversals name the transfer they undo)."""
+
+    code = ErrorCode.TRANSFER_NOT_FOUND
+
+
+class AlreadyReversed(LedgerError):
+    """The transfer was reversed before, by a request with another body."""
+
+    code = ErrorCode.ALREADY_REVERSED
+
+
+class NotReversible(LedgerError):
+    """The transfer cannot be reversed: it is itself a reversal."""
+
+    code = ErrorCode.NOT_REVERSIBLE
+
+
 class TransactionError(LedgerError):
     """A business rule refused the command."""
 

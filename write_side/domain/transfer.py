@@ -27,9 +27,10 @@ def decide_transfer(
     transfer_id: str,
     amount: Decimal,
     reference: str | None = None,
+    reversal_of: str | None = None,
 ) -> TransferEvents:
     """Refusals in the order a client can act on them: same account, unknown, closed, currencies,
-    funds."""
+    funds. `reversal_of` names the transfer this one moves back (reversal.py)."""
     if source.account_id == target.account_id:
         raise SameAccount("a transfer needs two different accounts")
     for account in (source, target):
@@ -42,6 +43,8 @@ def decide_transfer(
             f"account {source.account_id!r} holds {source.currency} and account "
             f"{target.account_id!r} holds {target.currency}"
         )
-    sent = source.send_transfer(transfer_id, target.account_id, amount, reference)
-    received = target.receive_transfer(transfer_id, source.account_id, amount, reference)
+    sent = source.send_transfer(transfer_id, target.account_id, amount, reference, reversal_of)
+    received = target.receive_transfer(
+        transfer_id, source.account_id, amount, reference, reversal_of
+    )
     return TransferEvents(sent, received)

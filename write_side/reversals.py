@@ -1,0 +1,161 @@
+"""Running a reversal: the original's facts from the store, then a transfer back, claimed once.
+
+The original is read from the write side's own truth: its transfer-id claim names the sender and
+the version of its `TransferSent`, whose payload holds the amount, the receiver and whether it is a
+reversal itself. The reversal is then decided and appended like a transfer, with its derived id
+(`domain/reversal.py: reversal_id`) claimed in the same transaction: a retry of the same request
+(same reference) is answered from that claim, another request finds it taken (`already_reversed`),
+and of racing requests exactly one appends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kernel.events import TransferSent
+from write_side.command_bus import CommandBus, fingerprint
+from write_side.commands import ReverseTransfer
+from write_side.domain.errors import (
+    AlreadyReversed,
+    LedgerError,
+    NotReversible,
+    StoreFailure,
+    TransferNotFound,
+)
+from write_side.domain.reversal import RecordedTransfer, decide_reversal, reversal_id
+from write_side.multi_account import (
+    LedgerAccounts,
+    MultiOutcome,
+    Workspace,
+    decide_confirmed,
+    keyed,
+    once_per_key,
+    with_retries,
+)
+from write_side.publisher import EventPublisher
+from write_side.store.event_store import EventStore
+from write_side.store.records import ANONYMOUS_CLIENT, CommandRecord, TransferExists, TransferRecord
+from write_side.transfers import side
+
+
+async def recorded_transfer(store: EventStore, transfer_id: str) -> RecordedTransfer:
+    """The transfer `transfer_id` as its own events recorded it."""
+    claim = await store.find_transfer(transfer_id)
+    if claim is None:
+        raise TransferNotFound(f"transfer {transfer_id!r} does not exist")
+    sender = claim.result.get("from")
+    sent = None
+    if isinstance(sender, dict):
+        version = int(sender["version"])
+        events = await store.read_stream(str(sender["account_id"]), version - 1, limit=1)
+        sent = events[0].to_domain() if events else None
+    if not isinstance(sent, TransferSent) or sent.transfer_id != transfer_id:
+        raise NotReversible(f"transfer {transfer_id!r} cannot be reversed")
+    assert isinstance(sender, dict)
+    return RecordedTransfer(
+        transfer_id, str(sender["account_id"]), sent.counterparty, sent.amount, sent.reversal_of
+    )
+
+
+def replay_reversal(earlier: TransferRecord, claim: str) -> MultiOutcome:
+    """The first answer of this reversal, when `claim` (this request's fingerprint) matches it."""
+    if earlier.fingerprint != claim:
+        original = earlier.result.get("reversal_of")
+        raise AlreadyReversed(
+            f"transfer {original!r} was already reversed by {earlier.transfer_id!r}"
+        )
+    return MultiOutcome(earlier.last_position, earlier.result, replayed=True)
+
+
+async def decide(
+    workspace: Workspace, original: RecordedTransfer, reference: str | None
+) -> dict[str, Any]:
+    """Decide the reversal on the workspace; its answer without `position`."""
+    receiver = await workspace.account(original.to_account)
+    sender = await workspace.account(original.from_account)
+    events = decide_reversal(original, receiver, sender, reference)
+    workspace.record(receiver.account_id, events.sent)
+    workspace.record(sender.account_id, events.received)
+    return {
+        "transfer_id": reversal_id(original.transfer_id),
+        "status": "posted",
+        "reversal_of": original.transfer_id,
+        "from": side(receiver),
+        "to": side(sender),
+    }
+
+
+class ReversalRunner:
+    def __init__(
+        self,
+        bus: CommandBus,
+        repository: LedgerAccounts,
+        store: EventStore,
+        publisher: EventPublisher,
+    ):
+        self._bus = bus
+        self._repository = repository
+        self._store = store
+        self._publisher = publisher
+
+    async def execute(
+        self,
+        command: ReverseTransfer,
+        idempotency_key: str | None = None,
+        *,
+        client: str = ANONYMOUS_CLIENT,
+    ) -> MultiOutcome:
+        return await once_per_key(
+            self._bus,
+            self._repository,
+            idempotency_key,
+            client,
+            fingerprint(command),
+            lambda record: self._execute_new(command, record),
+        )
+
+    async def _execute_new(
+        self, command: ReverseTransfer, record: CommandRecord | None
+    ) -> MultiOutcome:
+        claim = fingerprint(command)
+        reversal = reversal_id(command.transfer_id)
+        earlier = await self._repository.find_transfer(reversal)
+        if earlier is not None:
+            return replay_reversal(earlier, claim)
+        original = await recorded_transfer(self._store, command.transfer_id)
+        try:
+            outcome = await with_retries(
+                self._bus.deadline_s,
+                lambda fresh: self._attempt(original, command, claim, record, fresh),
+            )
+        except TransferExists as taken:  # a racing reversal of the same transfer appended first
+            return replay_reversal(taken.record, claim)
+        except StoreFailure:
+            raise
+        except LedgerError:
+            # Refused on the state a racing reversal left behind: answer as that race ended.
+            earlier = await self._repository.find_transfer(reversal)
+            if earlier is None:
+                raise
+            return replay_reversal(earlier, claim)
+        await self._publisher.events_committed(original.to_account, outcome.position)
+        return outcome
+
+    async def _attempt(
+        self,
+        original: RecordedTransfer,
+        command: ReverseTransfer,
+        claim: str,
+        record: CommandRecord | None,
+        fresh: bool,
+    ) -> MultiOutcome:
+        workspace, result = await decide_confirmed(
+            self._repository,
+            fresh,
+            lambda workspace: decide(workspace, original, command.reference),
+        )
+        claimed = TransferRecord(result["transfer_id"], claim, result)
+        appended = await workspace.save(
+            "ReverseTransfer", keyed(record, original.to_account, result), [claimed]
+        )
+        return MultiOutcome(appended.last_position, result)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bench import (
     aggregate_load,
     append,
+    hot_account,
     lag,
     peer,
     personal_data,
@@ -38,6 +39,7 @@ BENCHMARKS = tuple(
         query_http,
         peer,
         personal_data,
+        hot_account,
     )
 )
 BY_NAME = {benchmark.name: benchmark for benchmark in BENCHMARKS}

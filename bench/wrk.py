@@ -79,8 +79,11 @@ def _script(kind: str, accounts: int) -> str:
     return template.format(accounts=accounts) + _DONE
 
 
-def run_wrk(url: str, kind: str, seconds: float, accounts: int) -> LoadResult:
-    """Drive `url` with `kind` ("deposits" or "balances") requests for `seconds` (at least 1)."""
+def run_wrk(
+    url: str, kind: str, seconds: float, accounts: int, connections: int = CONNECTIONS
+) -> LoadResult:
+    """Drive `url` with `kind` ("deposits" or "balances") requests for `seconds` (at least 1),
+    spread at random over the first `accounts` accounts, from `connections` connections."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise WrkMissing("wrk is not installed: run `make bench` or `apt-get install -y wrk`")
@@ -88,7 +91,7 @@ def run_wrk(url: str, kind: str, seconds: float, accounts: int) -> LoadResult:
         script = Path(tmp) / f"{kind}.lua"
         script.write_text(_script(kind, accounts))
         command = [
-            wrk, "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s",
+            wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
             f"--timeout={TIMEOUT}", "-s", str(script), url,
         ]  # fmt: skip
         output = subprocess.run(

@@ -10,7 +10,8 @@ Cluster hash tag (`{account_id}`) so all of an account's keys share a slot.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -389,6 +390,16 @@ class GenerationKeys:
         """Hash: `Running`, the statement projection's own running balance and version."""
         return f"{self.base}:running:{{{account_id}}}"
 
+    def history(self, account_id: str) -> str:
+        """Sorted set: score = `history_score`, member = `history_member(state after the event)`:
+        the account's state after each of its events, for balances as of an instant."""
+        return f"{self.base}:history:{{{account_id}}}"
+
+    def statement_times(self, account_id: str) -> str:
+        """Sorted set: score = `history_score`, member = `statement_times_member(version)`: the
+        statement's time index, turning a time range into a version range."""
+        return f"{self.base}:statement_times:{{{account_id}}}"
+
 
 @dataclass(frozen=True, slots=True)
 class ReadModelKeys:
@@ -465,3 +476,76 @@ class ReadModelKeys:
         if len(parts) < 3 or not parts[2].startswith("g") or not parts[2][1:].isdigit():
             return None
         return int(parts[2][1:])
+
+
+# --- history: an account's states over time (balances as of an instant, statements by time) ---
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_POSITION_WIDTH = 20
+_VERSION_WIDTH = 20
+
+
+def epoch_micros(instant: datetime) -> int:
+    """An aware instant as integer microseconds since the epoch: the score of the history sets
+    (exact in a Redis score, a double, until the year 2255)."""
+    return (instant - _EPOCH) // _MICROSECOND
+
+
+def instant_of(micros: int) -> datetime:
+    return _EPOCH + micros * _MICROSECOND
+
+
+def history_score(recorded_at: datetime, previous_score: int | None) -> int:
+    """An event's place in time within its account: when it was recorded, but never earlier than
+    the account's event before it. Recorded times follow the store's order unless the clock
+    stepped back; clamped, an account's scores never decrease with its version, so "as of T" is
+    always a prefix of its history (every event up to the first one recorded after T)."""
+    score = epoch_micros(recorded_at)
+    return score if previous_score is None else max(score, previous_score)
+
+
+class HistoryState(msgspec.Struct, frozen=True, array_like=True):
+    """The part of `AccountBalance` that changes with events, as stored in a history member. A
+    field added to `AccountBalance` that events change belongs here too (last, with a default for
+    the members written before it), in `history_member` and in `state_from_history`."""
+
+    balance: int
+    overdraft_limit: int
+    version: int
+    status: str
+    held: int = 0
+    """Cents held by pending outgoing holds then (members written before holds: none)."""
+
+
+_history_state = msgspec.json.Decoder(HistoryState)
+
+
+def history_member(state: AccountBalance) -> str:
+    """The account's state after an event: its fixed-width position first (so members with one
+    score order by position), then `HistoryState` as JSON. Identical when a batch is replayed."""
+    stored = HistoryState(
+        state.balance, state.overdraft_limit, state.version, state.status, state.held
+    )
+    return f"{state.position:0{_POSITION_WIDTH}d}:{msgspec.json.encode(stored).decode()}"
+
+
+def state_from_history(now: AccountBalance, member: str, score: int) -> AccountBalance:
+    """The account as a history member recorded it; owner and currency are today's (`now`)."""
+    position, _, encoded = member.partition(":")
+    stored = _history_state.decode(encoded)
+    return replace(
+        now,
+        balance=stored.balance,
+        overdraft_limit=stored.overdraft_limit,
+        version=stored.version,
+        status=stored.status,
+        held=stored.held,
+        position=int(position),
+        updated_at=instant_of(score).isoformat(),
+    )
+
+
+def statement_times_member(version: int) -> str:
+    """Fixed width, so members with one score order by version."""
+    return f"{version:0{_VERSION_WIDTH}d}"

@@ -50,6 +50,7 @@ from kernel.read_model_layout import (
     summary_balance_field,
 )
 from projectors.change_feed import feed_of, feed_tip, stage_changes
+from projectors.history import stage_balance_history
 from projectors.holds import HOLD_EVENTS, HoldWrites, fold_hold, stage_holds
 from projectors.projection import read_hashes
 
@@ -202,6 +203,7 @@ class BalancesProjection:
         for transfer_id, transfer in change.transfers.items():
             tx.hset(keys.transfer(transfer_id), mapping=transfer.to_hash())
         stage_holds(tx, keys, change.holds)
+        await stage_balance_history(reader, tx, keys, change.balance_changes, events)
         for transfer_id, flipped in change.reversed.items():  # after: the original may be new too
             assert flipped.reversed_by is not None
             mapping = StoredTransfer.reversed_fields(flipped.reversed_by)

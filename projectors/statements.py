@@ -40,6 +40,7 @@ from kernel.events import (
 )
 from kernel.money import format_money, from_cents, to_cents
 from kernel.read_model_layout import STATEMENTS, GenerationKeys, Running, StatementEntry
+from projectors.history import stage_statement_times
 from projectors.projection import read_hashes
 
 logger = logging.getLogger(__name__)
@@ -164,4 +165,5 @@ class StatementsProjection:
             )
             members = {_encode(entry): entry.version for entry in change.entries[account_id]}
             tx.zadd(keys.statement(account_id), members)
+        await stage_statement_times(reader, tx, keys, change.entries, events)
         return change.events

@@ -40,3 +40,8 @@ class ProjectionBehind(QueryError):
             f"not yet at {wanted}; retry shortly"
         )
         self.retry_after_s = retry_after_s
+
+
+class InvalidInstant(QueryError):
+    """A timestamp that is not RFC 3339 with a time zone, or a time range that ends before it
+    starts."""

@@ -68,6 +68,22 @@ def _money(cents: str | int | None) -> str:
     return format_money(from_cents(int(cents or 0)))
 
 
+def balance_view(account_id: str, stored: AccountBalance, as_of: str | None = None) -> Balance:
+    return Balance(
+        account_id=account_id,
+        owner=stored.owner,
+        currency=stored.currency,
+        balance=_money(stored.balance),
+        status=stored.status,
+        version=stored.version,
+        position=stored.position,
+        overdraft_limit=_money(stored.overdraft_limit),
+        available=_money(stored.available),
+        held=_money(stored.held),
+        as_of=as_of,
+    )
+
+
 def _row(account_id: str, stored: AccountBalance) -> AccountRow:
     return AccountRow(
         account_id,
@@ -146,18 +162,7 @@ class ReadModelReader:
         stored = AccountBalance.from_hash(fields)
         if stored is None:
             raise AccountNotFound(account_id)
-        return Balance(
-            account_id=account_id,
-            owner=stored.owner,
-            currency=stored.currency,
-            balance=_money(stored.balance),
-            status=stored.status,
-            version=stored.version,
-            position=stored.position,
-            overdraft_limit=_money(stored.overdraft_limit),
-            available=_money(stored.available),
-            held=_money(stored.held),
-        )
+        return balance_view(account_id, stored)
 
     async def transfer(self, transfer_id: str) -> Transfer:
         fields = await self._live_hash(BALANCES, lambda keys: keys.transfer(transfer_id))

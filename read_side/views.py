@@ -7,7 +7,7 @@ import msgspec
 from kernel.read_model_layout import StatementEntry
 
 
-class Balance(msgspec.Struct, frozen=True):
+class Balance(msgspec.Struct, frozen=True, omit_defaults=True):
     account_id: str
     owner: str
     currency: str
@@ -24,6 +24,9 @@ class Balance(msgspec.Struct, frozen=True):
     """What the account can still pay out: balance plus overdraft limit minus held."""
     held: str
     """Reserved by the account's pending outgoing holds (the balance does not include them)."""
+    as_of: str | None = None
+    """Only in an answer `as_of` an instant: that instant, in UTC to the microsecond; the values
+    above are as they stood then (owner and currency are today's)."""
 
 
 class Statement(msgspec.Struct, frozen=True):

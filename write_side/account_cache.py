@@ -50,7 +50,7 @@ class CachedAccounts:
         account: BankAccount,
         new_events: Sequence[DomainEvent],
         expected_version: int,
-        metadata: dict[str, str],
+        metadata: dict[str, str] | Sequence[dict[str, str]],
         command: CommandRecord | None = None,
     ) -> AppendResult:
         try:

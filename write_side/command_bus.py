@@ -1,7 +1,9 @@
 """Command handling: load (snapshot + tail) → decide → append with the expected version.
 
-A command without `expected_version` only raced another writer when its append conflicts, so it is
-retried on the fresh state until it succeeds, a business rule refuses it, or its deadline passes.
+Commands for one account queue up in this process and are decided one after another, then
+appended together (account_queue.py). A command without `expected_version` only raced another
+process when its append conflicts, so it is decided again on the fresh state until it succeeds, a
+business rule refuses it, or its deadline passes.
 A command with `expected_version` states what the client saw: any other version is a conflict.
 An `Idempotency-Key` makes a retried command answer with its first outcome and append nothing. A key
 belongs to the client that sent it (the API key's id): the same key from two clients is two commands.
@@ -15,19 +17,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import random
-import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
 
 import msgspec
 
-from kernel.events import DomainEvent
 from kernel.money import ZERO
+from write_side.account_queue import AccountQueues
+from write_side.account_queue import CommandOutcome as CommandOutcome
 from write_side.commands import (
     Batch,
     Command,
@@ -36,36 +35,15 @@ from write_side.commands import (
     ReverseTransfer,
     Transfer,
 )
-from write_side.domain.account import BankAccount
 from write_side.domain.errors import (
-    AccountExists,
-    CommandTimedOut,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     LedgerError,
     StoreFailure,
-    VersionConflict,
 )
-from write_side.handlers import HANDLERS
 from write_side.publisher import EventPublisher
-from write_side.repository import LoadedAccount
-from write_side.store.records import (
-    ANONYMOUS_CLIENT,
-    AppendResult,
-    CommandRecord,
-    ConcurrencyError,
-    DuplicateCommand,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class CommandOutcome:
-    account_id: str
-    version: int
-    position: int
-    balance: Decimal
-    replayed: bool = False
-    """True when an idempotent retry was answered from the first outcome."""
+from write_side.repository import Accounts
+from write_side.store.records import ANONYMOUS_CLIENT, CommandRecord, DuplicateCommand
 
 
 def fingerprint(command: Command | Transfer | ReverseTransfer | Batch | HoldCommand) -> str:
@@ -77,28 +55,6 @@ def fingerprint(command: Command | Transfer | ReverseTransfer | Batch | HoldComm
     return hashlib.sha256(msgspec.json.encode(body, order="sorted")).hexdigest()
 
 
-async def back_off(attempt: int) -> None:
-    """A jittered pause before retrying a lost version race, so racers stop colliding in step."""
-    await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
-
-
-class Accounts(Protocol):
-    """Where the bus loads and saves accounts: AccountRepository or CachedAccounts."""
-
-    async def load(self, account_id: str, *, fresh: bool = ...) -> LoadedAccount: ...
-
-    async def save(
-        self,
-        account: BankAccount,
-        new_events: Sequence[DomainEvent],
-        expected_version: int,
-        metadata: dict[str, str],
-        command: CommandRecord | None = None,
-    ) -> AppendResult: ...
-
-    async def find_command(self, client: str, idempotency_key: str) -> CommandRecord | None: ...
-
-
 class CommandBus:
     def __init__(self, repository: Accounts, publisher: EventPublisher, deadline_s: float) -> None:
         self._repository = repository
@@ -106,6 +62,7 @@ class CommandBus:
         self._deadline_s = deadline_s
         self._in_flight: dict[tuple[str, str], asyncio.Event] = {}
         """(client, key) of the keyed commands running in this process; set when each ends."""
+        self._queues = AccountQueues(repository, deadline_s)
 
     @property
     def deadline_s(self) -> float:
@@ -155,7 +112,7 @@ class CommandBus:
         if isinstance(command, OpenAccount) and command.account_id is None:
             command = dataclasses.replace(command, account_id=uuid.uuid4().hex)
         try:
-            outcome = await self._execute_with_retries(command, record)
+            outcome = await self._queues.execute(command, record)
         except DuplicateCommand as duplicate:  # the same key won a race with us
             assert record is not None
             return self._replay(record, duplicate.record)
@@ -171,68 +128,6 @@ class CommandBus:
             return self._replay(record, earlier)
         await self._publisher.events_committed(outcome.account_id, outcome.position)
         return outcome
-
-    async def _execute_with_retries(
-        self, command: Command, record: CommandRecord | None
-    ) -> CommandOutcome:
-        deadline = time.monotonic() + self._deadline_s
-        attempt = 0
-        while True:
-            try:
-                # Only the first attempt may use a cached account: a conflict means it was stale.
-                return await self._execute_once(command, record, fresh=attempt > 0)
-            except ConcurrencyError as conflict:
-                if isinstance(command, OpenAccount):
-                    raise AccountExists(f"account {command.account_id!r} already exists") from None
-                if command.expected_version is not None:
-                    raise VersionConflict(
-                        command.expected_version, conflict.current_version
-                    ) from None
-            attempt += 1
-            if time.monotonic() >= deadline:
-                raise CommandTimedOut("the account is too busy right now; retry the command")
-            await back_off(attempt)
-
-    async def _execute_once(
-        self, command: Command, record: CommandRecord | None, *, fresh: bool
-    ) -> CommandOutcome:
-        account_id = command.account_id
-        assert account_id is not None
-        loaded = await self._repository.load(account_id, fresh=fresh)
-        try:
-            return await self._decide_and_save(command, record, loaded)
-        except StoreFailure:
-            raise  # an append may have been sent: never send it again on our own
-        except LedgerError:
-            if not loaded.from_cache:
-                raise
-            # Refused on cached state, which may be stale: only a fresh load may refuse.
-            fresh_load = await self._repository.load(account_id, fresh=True)
-            return await self._decide_and_save(command, record, fresh_load)
-
-    async def _decide_and_save(
-        self, command: Command, record: CommandRecord | None, loaded: LoadedAccount
-    ) -> CommandOutcome:
-        account = loaded.account
-        account_id = account.account_id
-        expected_version = account.version
-        if command.expected_version is not None and command.expected_version != expected_version:
-            if isinstance(command, OpenAccount) and expected_version > 0:
-                raise AccountExists(f"account {account_id!r} already exists")
-            raise VersionConflict(command.expected_version, expected_version)
-        new_events = HANDLERS[type(command)](account, command)
-        balance = account.balance
-        if record is not None:
-            record = dataclasses.replace(
-                record, stream_id=account_id, result={"balance": str(balance)}
-            )
-        metadata = {"command": type(command).__name__, "correlation_id": uuid.uuid4().hex}
-        if record is not None:
-            metadata["idempotency_key"] = record.idempotency_key
-        result = await self._repository.save(
-            account, new_events, expected_version, metadata, record
-        )
-        return CommandOutcome(account_id, result.last_version, result.last_position, balance)
 
     async def _find_earlier(self, record: CommandRecord | None) -> CommandRecord | None:
         if record is None:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from kernel.events import DomainEvent
-from write_side.command_bus import Accounts, CommandBus, back_off
+from write_side.account_queue import back_off
+from write_side.command_bus import CommandBus
 from write_side.domain.account import BankAccount
 from write_side.domain.errors import (
     CommandTimedOut,
@@ -26,7 +27,7 @@ from write_side.domain.errors import (
     LedgerError,
     StoreFailure,
 )
-from write_side.repository import LoadedAccount
+from write_side.repository import Accounts, LoadedAccount
 from write_side.store.records import (
     CommandRecord,
     ConcurrencyError,

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import msgspec
 import sqlalchemy.exc
@@ -37,6 +38,23 @@ class LoadedAccount:
     """How many events were applied on top of the snapshot (at most SNAPSHOT_EVERY - 1 + races)."""
     from_cache: bool = False
     """Loaded from memory (account_cache.py): may be stale, so refusals must be confirmed."""
+
+
+class Accounts(Protocol):
+    """Where commands load and save accounts: AccountRepository or CachedAccounts."""
+
+    async def load(self, account_id: str, *, fresh: bool = ...) -> LoadedAccount: ...
+
+    async def save(
+        self,
+        account: BankAccount,
+        new_events: Sequence[DomainEvent],
+        expected_version: int,
+        metadata: dict[str, str] | Sequence[dict[str, str]],
+        command: CommandRecord | None = None,
+    ) -> AppendResult: ...
+
+    async def find_command(self, client: str, idempotency_key: str) -> CommandRecord | None: ...
 
 
 class AccountRepository:
@@ -67,13 +85,17 @@ class AccountRepository:
         account: BankAccount,
         new_events: Sequence[DomainEvent],
         expected_version: int,
-        metadata: dict[str, str],
+        metadata: dict[str, str] | Sequence[dict[str, str]],
         command: CommandRecord | None = None,
     ) -> AppendResult:
-        """Append the events the account just decided; snapshot when a multiple of N is crossed."""
+        """Append the events the account just decided; snapshot when a multiple of N is crossed.
+
+        `metadata` is every event's, or one per event (a combined group holds several commands)."""
         stream = account.account_id
+        each = [metadata] * len(new_events) if isinstance(metadata, dict) else metadata
         records = await self._sealed(
-            {stream: account}, [(stream, NewEvent.from_domain(e, metadata)) for e in new_events]
+            {stream: account},
+            [(stream, NewEvent.from_domain(e, m)) for e, m in zip(new_events, each, strict=True)],
         )
         result = await self._store.append(
             stream, [event for _, event in records], expected_version, command

@@ -28,6 +28,7 @@ from read_side.change_hub import BLOCK_MS, ChangeHub
 from read_side.change_log import ChangeLog
 from read_side.dashboard.routes import DASHBOARD_ROUTES
 from read_side.freshness import CheckpointWatcher
+from read_side.history import HistoryReader
 from read_side.readers import ReadModelReader
 from web.observer import observe
 
@@ -38,6 +39,11 @@ MAX_REDIS_CONNECTIONS = 64
 def _provide_reader(state: State) -> ReadModelReader:
     reader: ReadModelReader = state.reader
     return reader
+
+
+def _provide_history(state: State) -> HistoryReader:
+    history: HistoryReader = state.history
+    return history
 
 
 def _provide_watcher(state: State) -> CheckpointWatcher:
@@ -74,6 +80,7 @@ def create_query_app(settings: Settings) -> Litestar:
         client = Redis(connection_pool=pool)
         reader = ReadModelReader(client, settings.redis.prefix)
         app.state.reader = reader
+        app.state.history = HistoryReader(client, settings.redis.prefix)
         app.state.watcher = CheckpointWatcher(reader)
         keys = ReadModelKeys(settings.redis.prefix)
         app.state.change_log = ChangeLog(client, keys)
@@ -98,6 +105,7 @@ def create_query_app(settings: Settings) -> Litestar:
         lifespan=[redis_client],
         dependencies={
             "reader": Provide(_provide_reader, sync_to_thread=False),
+            "history": Provide(_provide_history, sync_to_thread=False),
             "watcher": Provide(_provide_watcher, sync_to_thread=False),
             "hub": Provide(_provide_hub, sync_to_thread=False),
             "change_log": Provide(_provide_change_log, sync_to_thread=False),

@@ -2,7 +2,7 @@
 (`kernel/errors.py`, `web/errors.py`).
 
 An unknown account is 404 `account_not_found`, an unknown transfer 404 `transfer_not_found`, an
-unknown hold 404 `hold_not_found`, a bad cursor 400 `validation_error`, a projection
+unknown hold 404 `hold_not_found`, a bad cursor or timestamp 400 `validation_error`, a projection
 that has not caught up 503 `projection_behind` with Retry-After, and Redis being down 503
 `redis_unavailable`.
 """
@@ -22,6 +22,7 @@ from read_side.errors import (
     AccountNotFound,
     HoldNotFound,
     InvalidCursor,
+    InvalidInstant,
     ProjectionBehind,
     QueryError,
     TransferNotFound,
@@ -41,7 +42,7 @@ def _on_query_error(_: Request[Any, Any, Any], exc: QueryError) -> Response[Erro
     if isinstance(exc, ProjectionBehind):
         headers = {"Retry-After": str(exc.retry_after_s)}
         return error_response(503, ErrorCode.PROJECTION_BEHIND, str(exc), headers)
-    if isinstance(exc, InvalidCursor):
+    if isinstance(exc, InvalidCursor | InvalidInstant):
         return error_response(400, ErrorCode.VALIDATION_ERROR, str(exc))
     return error_response(400, ErrorCode.VALIDATION_ERROR, str(exc))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import get
@@ -16,6 +16,8 @@ from kernel.identifiers import ACCOUNT_ID
 from kernel.read_model_layout import BALANCES, STATEMENTS
 from read_side.errors import AccountNotFound
 from read_side.freshness import CheckpointWatcher
+from read_side.history import HistoryReader
+from read_side.instants import parse_instant, time_range
 from read_side.readers import ReadModelReader, SortKey, SortOrder
 from read_side.views import (
     AccountsPage,
@@ -29,6 +31,7 @@ from read_side.views import (
 )
 
 Reader = NamedDependency[ReadModelReader]
+History = NamedDependency[HistoryReader]
 Watcher = NamedDependency[CheckpointWatcher]
 AccountId = Annotated[
     str, PathParameter(min_length=1, max_length=64, description="The account id.")
@@ -64,6 +67,30 @@ WaitMs = Annotated[
     ),
 ]
 
+INSTANT = {"format": "date-time"}
+
+
+def _instant(description: str, name: str | None = None) -> Any:
+    """A timestamp parameter: text here, parsed by `read_side.instants` for a clear 400."""
+    return QueryParameter(name=name, max_length=64, schema_extra=INSTANT, description=description)
+
+
+AsOf = Annotated[
+    str | None,
+    _instant(
+        "RFC 3339 timestamp with a time zone: answer with the balance as it stood after the "
+        "account's last event recorded at or before this instant."
+    ),
+]
+From = Annotated[
+    str | None,
+    _instant("RFC 3339 timestamp with a time zone: only entries recorded at or after it.", "from"),
+]
+To = Annotated[
+    str | None,
+    _instant("RFC 3339 timestamp with a time zone: only entries recorded at or before it.", "to"),
+]
+
 
 def _account_id(raw: str) -> str:
     """The write side's rule: an id it could never have opened names no account (404)."""
@@ -84,9 +111,10 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     described = {
         401: "unauthorized: no valid bearer token.",
         403: "forbidden: the API key lacks the scope.",
-        400: "validation_error: a query parameter is invalid.",
+        400: "validation_error: a query parameter is invalid (a timestamp: not RFC 3339 with a "
+        "time zone, or `from` after `to`).",
         404: "account_not_found (transfer_not_found for a transfer, hold_not_found for a hold): "
-        "not in the read model.",
+        "not in the read model, or not opened yet at `as_of`.",
         503: "projection_behind (with Retry-After) or redis_unavailable.",
     }
     return {
@@ -102,15 +130,20 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
 )
 async def get_balance(
     reader: Reader,
+    history: History,
     watcher: Watcher,
     account_id: AccountId,
+    as_of: AsOf = None,
     min_position: MinPosition = None,
     wait_ms: WaitMs = 2000,
 ) -> Balance:
-    """An account's balance, as of the `position` it reports."""
+    """An account's balance, as of the `position` it reports (or as it stood at `as_of`)."""
     account_id = _account_id(account_id)
+    instant = None if as_of is None else parse_instant(as_of, "as_of")
     if min_position is not None:
         await watcher.wait_for(BALANCES, min_position, wait_ms)
+    if instant is not None:
+        return await history.balance_as_of(account_id, instant)
     return await reader.balance(account_id)
 
 
@@ -121,6 +154,7 @@ async def get_balance(
 )
 async def get_statement(
     reader: Reader,
+    history: History,
     watcher: Watcher,
     account_id: AccountId,
     limit: Limit = 50,
@@ -128,14 +162,20 @@ async def get_statement(
         int | None,
         QueryParameter(ge=1, le=BIGINT_MAX, description="Only entries older than this version."),
     ] = None,
+    since: From = None,
+    until: To = None,
     min_position: MinPosition = None,
     wait_ms: WaitMs = 2000,
 ) -> Statement:
-    """An account's statement entries, newest first."""
+    """An account's statement entries, newest first (only those recorded between `from` and `to`,
+    both included, when given)."""
     account_id = _account_id(account_id)
+    start, end = time_range(since, until)
     if min_position is not None:
         await watcher.wait_for(STATEMENTS, min_position, wait_ms)
-    return await reader.statement(account_id, limit, before_version)
+    if start is None and end is None:
+        return await reader.statement(account_id, limit, before_version)
+    return await history.statement_between(account_id, limit, before_version, start, end)
 
 
 @get(

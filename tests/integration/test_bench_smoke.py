@@ -23,7 +23,7 @@ from bench.suite import BENCHMARKS, Benchmark
 pytestmark = pytest.mark.postgres
 
 SMOKE = BenchConfig(smoke=True)
-NEEDS_WRK = {"write_http", "query_http"}
+NEEDS_WRK = {"write_http", "query_http", "hot_account"}
 
 
 def _database_exists(name: str) -> bool:

@@ -3,8 +3,10 @@ and read through the real query API app; rebuilt in small batches and checked by
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +35,8 @@ class Holds:
 
     positions: dict[str, int]
     head: int
+    all_held: datetime
+    """An instant after the three holds were placed and before any was resolved."""
 
 
 async def post(client: Client, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -53,13 +57,16 @@ async def holds(settings: Settings) -> Holds:
             body = {"from_account": "alice", "to_account": "bob", "amount": amount}
             reference = {"reference": "deposit"} if hold_id == "h-3" else {}
             await post(writes, "/holds", {**body, "hold_id": hold_id, **reference})
+        await asyncio.sleep(0.05)  # recorded times on both sides of `all_held` differ
+        all_held = datetime.now(UTC)
+        await asyncio.sleep(0.05)
         positions["h-1"] = (await post(writes, "/holds/h-1/capture", {"amount": "12.50"}))[
             "position"
         ]
         positions["h-2"] = (await post(writes, "/holds/h-2/void"))["position"]
         head = await writes.app.state.store.head_position()
     await run_catch_up(settings)
-    return Holds(positions, head)
+    return Holds(positions, head, all_held)
 
 
 @pytest.fixture
@@ -79,6 +86,16 @@ async def test_the_balance_shows_what_is_held_and_what_is_available(client: Clie
         ("alice", "5.00", "82.50"),
         ("bob", "0.00", "12.50"),
     ]
+
+
+async def test_a_balance_as_of_an_earlier_instant_shows_what_was_held_then(
+    client: Client, holds: Holds
+) -> None:
+    then = (
+        await client.get("/accounts/alice/balance", params={"as_of": holds.all_held.isoformat()})
+    ).json()
+
+    assert (then["balance"], then["held"], then["available"]) == ("100.00", "45.00", "55.00")
 
 
 async def test_a_hold_is_served_with_its_status_amounts_and_position(

@@ -46,25 +46,31 @@ BATCH = 100
 """Due holds taken per look; the loop looks again at once while it finds a full batch."""
 
 
-async def due_holds(redis: Redis, keys: ReadModelKeys, now: float, limit: int = BATCH) -> list[str]:
-    """Ids of the holds of the live balances generation whose deadline is at or before `now`."""
+async def due_holds(
+    redis: Redis, keys: ReadModelKeys, now: float, start: int = 0, limit: int = BATCH
+) -> list[str]:
+    """Ids of the holds of the live balances generation whose deadline is at or before `now`,
+    earliest first, from the `start`-th on."""
     generation = int(await redis.get(keys.live(BALANCES)) or FIRST_GENERATION)
     due = keys.generation(BALANCES, generation).holds_due
-    found = await redis.zrangebyscore(due, "-inf", now, start=0, num=limit)
+    found = await redis.zrangebyscore(due, "-inf", now, start=start, num=limit)
     return cast(list[str], found)
 
 
 async def expire_due(redis: Redis, keys: ReadModelKeys, runner: HoldRunner) -> int:
-    """Expire what is due now; return how many holds this call expired."""
-    expired = 0
+    """Expire what is due now; return how many holds this call expired.
+
+    Every due id is tried once per call, a page at a time: the ones already expired or resolved
+    stay in the set until the projection drops them, so the next page starts after all of them
+    (and a page of such ids cannot hide the due holds behind it)."""
+    now, tried, expired = time.time(), 0, 0
     while True:
-        due = await due_holds(redis, keys, time.time())
+        due = await due_holds(redis, keys, now, start=tried, limit=BATCH)
         for hold_id in due:
             if await runner.expire(hold_id):
                 expired += 1
-        if len(due) < BATCH or not expired:
-            # Not a full batch, or a full batch of holds that others already resolved and the
-            # projection has not dropped yet: look again on the next beat.
+        tried += len(due)
+        if len(due) < BATCH:
             return expired
 
 

@@ -6,7 +6,7 @@ Every `EXPIRY_INTERVAL_S` it reads the due ids from the live balances generation
 (`HoldRunner.expire`), which decides on the accounts in the store, never on Redis: a hold that a
 capture or void resolved meanwhile is simply not pending there any more. Exactly once holds because
 a resolution appends on both accounts with their expected versions and claims the hold's
-resolution row (write_side/holds.py), so a racing capture, void or second worker loses cleanly.
+resolution row (write_side/hold_resolution.py), so a racing capture, void or second worker loses cleanly.
 
 Deadlines missed while no worker ran are found on the next start: the due set is in Redis, which
 the projection keeps, and a rebuilt one is filled again from the store. The events say who

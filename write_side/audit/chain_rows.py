@@ -27,7 +27,7 @@ PAGE = 1000
 class TransferRow:
     """The transfers table's row an event claimed (not part of the chain): a TransferSent's
     transfer id, or a hold's id (on its "from" HoldPlaced) and its resolution's (on its "from"
-    HoldCaptured, HoldVoided or HoldExpired; write_side/holds.py)."""
+    HoldCaptured, HoldVoided or HoldExpired; write_side/hold_resolution.py)."""
 
     transfer_id: str
     fingerprint: str

@@ -1,7 +1,7 @@
 """Running a reversal: the original's facts from the store, then a transfer back, claimed once.
 
-The original is read from the write side's own truth: its transfer-id claim names the sender and
-the version of its `TransferSent`, whose payload holds the amount, the receiver and whether it is a
+The original is read from the write side's own truth: its transfer-id claim (for a captured hold,
+its resolution's claim) names the sender and the version of its `TransferSent`, whose payload holds the amount, the receiver and whether it is a
 reversal itself. The reversal is then decided and appended like a transfer, with its derived id
 (`domain/reversal.py: reversal_id`) claimed in the same transaction: a retry of the same request
 (same reference) is answered from that claim, another request finds it taken (`already_reversed`),
@@ -22,6 +22,7 @@ from write_side.domain.errors import (
     StoreFailure,
     TransferNotFound,
 )
+from write_side.domain.hold import CAPTURED, resolution_id
 from write_side.domain.reversal import RecordedTransfer, decide_reversal, reversal_id
 from write_side.multi_account import (
     LedgerAccounts,
@@ -37,19 +38,49 @@ from write_side.store.event_store import EventStore
 from write_side.store.records import ANONYMOUS_CLIENT, CommandRecord, TransferExists, TransferRecord
 from write_side.transfers import side
 
+CAPTURE_EVENTS_ON_SENDER = 2
+"""A capture appends `TransferSent` then `HoldCaptured` on the sending account."""
 
-async def recorded_transfer(store: EventStore, transfer_id: str) -> RecordedTransfer:
-    """The transfer `transfer_id` as its own events recorded it."""
+
+async def _claim_of_posted_transfer(
+    store: EventStore, transfer_id: str
+) -> tuple[TransferRecord, int]:
+    """The claim whose answer names the sender's version after `transfer_id` was sent, and how
+    many of the sender's events that append wrote (the `TransferSent` is among them).
+
+    A transfer's own claim names it; a hold's claim names the hold, whose transfer exists only
+    once it was captured: then its resolution's claim names the capture."""
     claim = await store.find_transfer(transfer_id)
     if claim is None:
         raise TransferNotFound(f"transfer {transfer_id!r} does not exist")
+    if "hold_id" not in claim.result:
+        return claim, 1
+    resolution = await store.find_transfer(resolution_id(transfer_id))
+    if resolution is None or resolution.result.get("status") != CAPTURED:
+        raise TransferNotFound(
+            f"hold {transfer_id!r} was not captured: no transfer {transfer_id!r} exists"
+        )
+    return resolution, CAPTURE_EVENTS_ON_SENDER
+
+
+async def recorded_transfer(store: EventStore, transfer_id: str) -> RecordedTransfer:
+    """The transfer `transfer_id` (posted directly or by capturing a hold) as its own events
+    recorded it."""
+    claim, written = await _claim_of_posted_transfer(store, transfer_id)
     sender = claim.result.get("from")
     sent = None
     if isinstance(sender, dict):
         version = int(sender["version"])
-        events = await store.read_stream(str(sender["account_id"]), version - 1, limit=1)
-        sent = events[0].to_domain() if events else None
-    if not isinstance(sent, TransferSent) or sent.transfer_id != transfer_id:
+        events = await store.read_stream(str(sender["account_id"]), version - written, written)
+        sent = next(
+            (
+                event
+                for event in (e.to_domain() for e in events)
+                if isinstance(event, TransferSent) and event.transfer_id == transfer_id
+            ),
+            None,
+        )
+    if sent is None:
         raise NotReversible(f"transfer {transfer_id!r} cannot be reversed")
     assert isinstance(sender, dict)
     return RecordedTransfer(

@@ -175,3 +175,28 @@ def test_a_rebuild_and_a_dry_run_agree_with_the_reversal(
     assert list(after.values()) == list(before.values())
     assert [h["status"] for h in after.values()] == ["reversed", "posted", "posted"]
     assert projected(rdb, settings.redis.prefix) == replay(settings.store.database_url)
+
+
+async def test_a_captured_holds_transfer_reads_reversed_once_its_reversal_is_projected(
+    settings: Settings,
+) -> None:
+    async with write_api(settings.store.database_url) as writes:
+        for account_id in ("carol", "dan"):
+            await writes.post("/accounts", json={"owner": "Cy", "account_id": account_id})
+        await writes.post("/accounts/carol/deposit", json={"amount": "20.00"})
+        hold = {"from_account": "carol", "to_account": "dan", "amount": "8.00", "hold_id": "card"}
+        assert (await writes.post("/holds", json=hold)).status_code == 201
+        assert (await writes.post("/holds/card/capture")).status_code == 200
+        reversed_ = await writes.post("/transfers/card/reverse")
+        assert reversed_.status_code == 201, reversed_.text
+    await run_catch_up(settings)
+
+    async with AsyncTestClient(app=create_query_app(settings)) as queries:
+        params = {"min_position": reversed_.json()["position"]}
+        original = (await queries.get("/transfers/card", params=params)).json()
+        hold_now = (await queries.get("/holds/card", params=params)).json()
+        carol = (await queries.get("/accounts/carol/balance", params=params)).json()
+
+    assert (original["status"], original["reversed_by"]) == ("reversed", "card.reversal")
+    assert hold_now["status"] == "captured"  # the hold was captured; its transfer was reversed
+    assert (carol["balance"], carol["held"]) == ("20.00", "0.00")

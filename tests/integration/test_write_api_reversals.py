@@ -227,6 +227,33 @@ async def test_a_transfer_made_in_a_batch_can_be_reversed(client: Client) -> Non
     assert response.json()["to"] == {"account_id": "alice", "version": 5, "balance": "11.00"}
 
 
+async def test_a_captured_holds_transfer_can_be_reversed_and_an_uncaptured_hold_has_none(
+    client: Client,
+) -> None:
+    await open_account(client, "alice", "10.00")
+    await open_account(client, "bob")
+    for hold_id in ("h-1", "h-2"):
+        body = {"from_account": "alice", "to_account": "bob", "amount": "3.00", "hold_id": hold_id}
+        assert (await client.post("/holds", json=body)).status_code == 201
+    captured = await client.post("/holds/h-1/capture", json={"amount": "2.50"})
+    assert captured.status_code == 200, captured.text
+    head = await store_of(client).head_position()
+
+    pending = await client.post("/transfers/h-2/reverse")
+    assert_error(pending, 404, "transfer_not_found")
+    assert await events_after(client, head) == []
+
+    response = await client.post("/transfers/h-1/reverse", json={"reference": "refund"})
+
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert answer["reversal_of"] == "h-1"
+    assert (answer["from"]["account_id"], answer["from"]["balance"]) == ("bob", "0.00")
+    assert (answer["to"]["account_id"], answer["to"]["balance"]) == ("alice", "10.00")
+    again = await client.post("/transfers/h-1/reverse", json={"reference": "other"})
+    assert_error(again, 409, "already_reversed")
+
+
 async def test_an_idempotency_key_answers_its_first_reversal_and_refuses_another_body(
     paid: Client,
 ) -> None:

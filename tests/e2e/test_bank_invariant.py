@@ -2,12 +2,14 @@
 
 Clients move money between accounts with random transfers, atomic batches and holds (some refused:
 too much, the same account, another currency, a failing command in a batch; holds captured in
-part, voided, or left for the worker to expire a second later) while other clients read
+part, voided, or left for the worker to expire a second later; reversals of earlier transfers and
+captures, some refused: a reversal of a reversal, a receiver without the money) while other clients read
 `/summary` and balances in a loop. Money only moves, so every read of the total per currency must
 equal what was deposited before the run; no balance may ever go below minus its overdraft limit.
 Afterwards every acknowledged transfer (captures included) is in the store exactly once on each
-side, every hold was resolved exactly once and none is left held, and each account's statement
-adds up to its balance.
+side, every hold was resolved exactly once and none is left held, every acknowledged reversal is
+recorded once and its original reads `reversed`, and each account's statement adds up to its
+balance.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ class Run:
         self.lock = threading.Lock()
         self.acknowledged: list[str] = []
         self.holds: list[str] = []
+        self.reversals: dict[str, str] = {}
+        """Original transfer id -> the id of its acknowledged reversal."""
         self.refusals: Counter[str] = Counter()
         self.violations: list[str] = []
         self.reads = 0
@@ -95,6 +99,8 @@ class Run:
             while not self.stop.is_set():
                 if rng.random() < 0.2:
                     self._hold(writes, rng)
+                elif rng.random() < 0.15:
+                    self._reverse(writes, rng)
                 elif rng.random() < 0.25:
                     self._batch(writes, rng)
                 else:
@@ -125,6 +131,24 @@ class Run:
             self._record(captured, [hold_id], 200)  # a capture is a transfer with the hold's id
         elif choice < 0.7:
             self._record(writes.post(f"/holds/{hold_id}/void"), [], 200)
+
+    def _reverse(self, writes: httpx.Client, rng: random.Random) -> None:
+        """Reverse an acknowledged transfer, capture or reversal (that last one is refused)."""
+        with self.lock:
+            if not self.acknowledged:
+                return
+            original = rng.choice(self.acknowledged)
+        answer = writes.post(f"/transfers/{original}/reverse")
+        reversal = answer.json().get("transfer_id") if answer.status_code == 201 else None
+        with self.lock:
+            # Racing reversals of one transfer with the same (empty) body all get its first 201.
+            first = reversal is not None and original not in self.reversals
+            if first:
+                assert reversal is not None
+                self.reversals[original] = reversal
+            elif reversal is not None and self.reversals[original] != reversal:
+                self.violations.append(f"{original} reversed twice: {reversal}")
+        self._record(answer, [reversal] if first and reversal else [], 201)
 
     def _record(self, answer: httpx.Response, transfer_ids: list[str], ok: int) -> None:
         with self.lock:
@@ -163,6 +187,23 @@ async def _stored_transfer_sides(database_url: str) -> Counter[tuple[str, str]]:
                 if event.type in ("TransferSent", "TransferReceived"):
                     sides[(event.payload["transfer_id"], event.type)] += 1
         return sides
+    finally:
+        await engine.dispose()
+
+
+async def _recorded_reversals(database_url: str) -> Counter[str]:
+    """How many reversals the store holds of each original transfer."""
+    engine = create_async_store_engine(database_url)
+    try:
+        store = EventStore(engine)
+        reversed_: Counter[str] = Counter()
+        position = 0
+        while batch := await store.read_after(position, 1000):
+            position = batch[-1].position
+            for event in batch:
+                if event.type == "TransferSent" and event.payload.get("reversal_of"):
+                    reversed_[event.payload["reversal_of"]] += 1
+        return reversed_
     finally:
         await engine.dispose()
 
@@ -253,6 +294,9 @@ def test_money_is_neither_created_nor_lost_nor_overdrawn_under_concurrent_transf
         assert sides[(transfer_id, "TransferSent")] == 1, transfer_id
         assert sides[(transfer_id, "TransferReceived")] == 1, transfer_id
     assert len(sides) == 2 * len(run.acknowledged), "a refused transfer left an event behind"
+    assert run.reversals, "no reversal was made"
+    recorded = asyncio.run(_recorded_reversals(settings.store.database_url))
+    assert recorded == Counter(dict.fromkeys(run.reversals, 1)), "each reversal recorded once"
 
     with httpx.Client(base_url=query_url, timeout=15) as queries:
         _wait_until_projected(queries, settings.store.database_url)
@@ -271,9 +315,12 @@ def test_money_is_neither_created_nor_lost_nor_overdrawn_under_concurrent_transf
             )
         assert dict(totals) == run.totals
         assert all(listed[t] == 2 for t in run.acknowledged), "each side's statement lists it"
-        sample = queries.get(f"/transfers/{run.acknowledged[0]}")
-        assert sample.status_code == 200
-        assert sample.json()["status"] == "posted"
+        for original, reversal in run.reversals.items():
+            shown = queries.get(f"/transfers/{original}").json()
+            assert (shown["status"], shown["reversed_by"]) == ("reversed", reversal), shown
+            assert queries.get(f"/transfers/{reversal}").json()["reversal_of"] == original
+        kept = next(t for t in run.acknowledged if t not in run.reversals)
+        assert queries.get(f"/transfers/{kept}").json()["status"] == "posted"
 
     # Every append of the run, from concurrent requests sharing group commits, is one hash chain.
     engine = create_sync_store_engine(settings.store.database_url)

@@ -2,7 +2,8 @@
 checks, so appends are serialised and positions become visible in commit order, as on PostgreSQL;
 one transaction covers every stream an append writes. Under that lock the append also extends the
 hash chain (kernel/chain.py): it reads the head's position and hash, and numbers and hashes its
-events itself."""
+events itself; and it stores the personal-data keys of the accounts it opens, so a refused append
+rolls them back with everything else."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kernel.chain import GENESIS, canonical_json, event_hash
@@ -23,7 +25,7 @@ from write_side.store.records import (
     TransferExists,
     TransferRecord,
 )
-from write_side.store.schema import commands, events, transfers
+from write_side.store.schema import commands, events, personal_keys, transfers
 
 
 async def append_sqlite(
@@ -33,6 +35,8 @@ async def append_sqlite(
     command: CommandRecord | None,
     claimed: Sequence[TransferRecord],
     valid_after: datetime,
+    *,
+    new_keys: Mapping[str, bytes],
 ) -> MultiAppendResult:
     """Append as EventStore.append_many does; idempotency records before `valid_after` have
     expired."""
@@ -43,6 +47,8 @@ async def append_sqlite(
             position, previous = await _check(
                 conn, expected_versions, command, claimed, valid_after
             )
+            if new_keys:
+                await _store_keys(conn, new_keys, now)
             versions = dict(expected_versions)
             for stream, event in new_events:
                 versions[stream] += 1
@@ -132,6 +138,30 @@ async def _check(
         if current.get(stream, 0) != expected_versions[stream]:
             raise ConcurrencyError(stream, expected_versions[stream], current.get(stream, 0))
     return position, previous
+
+
+async def _store_keys(conn: AsyncConnection, new_keys: Mapping[str, bytes], now: datetime) -> None:
+    """The keys of the accounts being opened, as bank_append_batch() stores them: the checks proved
+    their streams empty, so a live key already there belongs to no event (one left by an opening
+    that failed before migration 0008) and is replaced; a tombstone (a forgotten account) is not,
+    and refuses the append."""
+    statement = insert(personal_keys).values(
+        [{"stream_id": s, "wrapped_key": k, "created_at": now} for s, k in new_keys.items()]
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[personal_keys.c.stream_id],
+        set_={"wrapped_key": statement.excluded.wrapped_key, "created_at": now},
+        where=personal_keys.c.wrapped_key.is_not(None),
+    )
+    written = await conn.execute(statement)
+    if written.rowcount != len(new_keys):
+        forgotten = await conn.scalar(
+            sa.select(personal_keys.c.stream_id)
+            .where(personal_keys.c.stream_id.in_(list(new_keys)))
+            .where(personal_keys.c.wrapped_key.is_(None))
+            .limit(1)
+        )
+        raise ConcurrencyError(forgotten or "", 0, 0)  # raised inside: the transaction rolls back
 
 
 async def _record_command(

@@ -2,8 +2,8 @@
 show them (the audit endpoint, the projectors).
 
 Encryption happens before the append, so the store (and any hash over it) holds only ciphertext.
-Opening an account makes its key here, in memory; the append that opens it stores the key in its own
-transaction (no round trip of its own, and no key left behind by a refused append). The aggregate
+Opening an account makes its key here, in memory; the append that opens the account stores the key
+in the same transaction (no round trip of its own, and no key left behind by a refused append). The aggregate
 never needs a name to decide, so loading an account needs no key: only showing one (a key is read)
 and forgetting one (it is destroyed) touch the key table.
 """
@@ -46,18 +46,12 @@ class PersonalData:
         if not streams or not self._keys.sealing:
             return SealedRecords(list(records))
         made = {stream: self._keys.new_key(stream) for stream in sorted(streams)}
-        sealed = [
-            (
-                stream,
-                dataclasses.replace(
-                    event,
-                    payload=seal_payload(event.type, event.payload, stream, made[stream].key),
-                )
-                if holds_personal_data(event.type)
-                else event,
-            )
-            for stream, event in records
-        ]
+        sealed = []
+        for stream, event in records:
+            if holds_personal_data(event.type):
+                payload = seal_payload(event.type, event.payload, stream, made[stream].key)
+                event = dataclasses.replace(event, payload=payload)
+            sealed.append((stream, event))
         return SealedRecords(sealed, {stream: new.wrapped for stream, new in made.items()})
 
     async def reveal(self, events: Sequence[RecordedEvent]) -> list[RecordedEvent]:

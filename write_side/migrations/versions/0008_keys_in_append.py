@@ -62,7 +62,7 @@ DECLARE
     v_first_stream text;
     v_previous text;
     v_now timestamptz;
-    v_forgotten text;
+    v_new_key jsonb;
 BEGIN
     PERFORM pg_advisory_xact_lock({APPEND_LOCK_KEY});
     -- The head of the chain, read under the lock: every append of this call extends it.
@@ -113,17 +113,18 @@ BEGIN
         IF jsonb_array_length(coalesce(v_append->'keys', '[]'::jsonb)) > 0 THEN
             -- A forgotten account (its key row is a tombstone) never gets a key again: refused
             -- as a conflict before anything is written, like an opening that lost a race.
-            SELECT k.stream_id INTO v_forgotten FROM personal_keys k
-              JOIN jsonb_array_elements(v_append->'keys') AS n(value)
-                ON k.stream_id = n.value->>'stream_id'
-             WHERE k.wrapped_key IS NULL
-             LIMIT 1;
-            IF v_forgotten IS NOT NULL THEN
-                RETURN QUERY SELECT v_index, 'conflict'::text, v_forgotten,
-                    (v_append->'expected'->>v_forgotten)::integer,
-                    NULL::bigint, NULL::jsonb, NULL::text, NULL::jsonb;
-                CONTINUE appends;
-            END IF;
+            -- One primary-key lookup per key (a join lets the planner scan the whole table).
+            FOR v_new_key IN SELECT value FROM jsonb_array_elements(v_append->'keys') LOOP
+                v_stream := v_new_key->>'stream_id';
+                PERFORM FROM personal_keys k
+                  WHERE k.stream_id = v_stream AND k.wrapped_key IS NULL;
+                IF FOUND THEN
+                    RETURN QUERY SELECT v_index, 'conflict'::text, v_stream,
+                        (v_append->'expected'->>v_stream)::integer,
+                        NULL::bigint, NULL::jsonb, NULL::text, NULL::jsonb;
+                    CONTINUE appends;
+                END IF;
+            END LOOP;
             -- The keys of the accounts this append opens, in its transaction: no round trip of
             -- their own, and a refused or failed append leaves none behind. The checks above
             -- proved those streams empty (EventStore sends keys only with a stream's first

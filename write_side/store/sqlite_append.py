@@ -140,28 +140,28 @@ async def _check(
     return position, previous
 
 
+_insert_key = insert(personal_keys)
+_STORE_KEY = _insert_key.on_conflict_do_update(
+    index_elements=[personal_keys.c.stream_id],
+    set_={
+        "wrapped_key": _insert_key.excluded.wrapped_key,
+        "created_at": _insert_key.excluded.created_at,
+    },
+    where=personal_keys.c.wrapped_key.is_not(None),
+)
+"""Built once, so SQLAlchemy compiles it once (a statement built per call was compiled per call:
+a quarter of a millisecond inside the write lock)."""
+
+
 async def _store_keys(conn: AsyncConnection, new_keys: Mapping[str, bytes], now: datetime) -> None:
     """The keys of the accounts being opened, as bank_append_batch() stores them: the checks proved
     their streams empty, so a live key already there belongs to no event (one left by an opening
     that failed before migration 0008) and is replaced; a tombstone (a forgotten account) is not,
-    and refuses the append."""
-    statement = insert(personal_keys).values(
-        [{"stream_id": s, "wrapped_key": k, "created_at": now} for s, k in new_keys.items()]
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=[personal_keys.c.stream_id],
-        set_={"wrapped_key": statement.excluded.wrapped_key, "created_at": now},
-        where=personal_keys.c.wrapped_key.is_not(None),
-    )
-    written = await conn.execute(statement)
-    if written.rowcount != len(new_keys):
-        forgotten = await conn.scalar(
-            sa.select(personal_keys.c.stream_id)
-            .where(personal_keys.c.stream_id.in_(list(new_keys)))
-            .where(personal_keys.c.wrapped_key.is_(None))
-            .limit(1)
-        )
-        raise ConcurrencyError(forgotten or "", 0, 0)  # raised inside: the transaction rolls back
+    and refuses the append (raised inside the transaction, so it rolls back)."""
+    for stream, wrapped in new_keys.items():
+        row = {"stream_id": stream, "wrapped_key": wrapped, "created_at": now}
+        if (await conn.execute(_STORE_KEY, row)).rowcount != 1:
+            raise ConcurrencyError(stream, 0, 0)
 
 
 async def _record_command(

@@ -164,6 +164,8 @@ async def test_a_key_is_stored_only_with_its_streams_first_events(store: EventSt
 
     with pytest.raises(ValueError, match="first events"):
         await store.append("ada", events, 1, new_keys=keys)
+    with pytest.raises(ValueError, match="first events"):  # a key for a stream not written
+        await store.append("bob", [_deposit()], 0, new_keys={"carol": keys["ada"]})
 
     assert await _key_rows(store) == {}
 

@@ -122,7 +122,8 @@ class EventStore:
         if unknown:
             raise ValueError(f"no expected version for {sorted(unknown)}")
         new_keys = dict(new_keys or {})
-        if any(expected_versions.get(stream) != 0 for stream in new_keys):
+        written = {stream for stream, _ in new_events}
+        if not written.issuperset(new_keys) or any(expected_versions[s] != 0 for s in new_keys):
             raise ValueError("a personal-data key is stored only with its stream's first events")
         if len(new_events) > 1:
             tx = uuid.uuid4().hex

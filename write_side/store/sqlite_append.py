@@ -3,7 +3,12 @@ checks, so appends are serialised and positions become visible in commit order, 
 one transaction covers every stream an append writes. Under that lock the append also extends the
 hash chain (kernel/chain.py): it reads the head's position and hash, and numbers and hashes its
 events itself; and it stores the personal-data keys of the accounts it opens, so a refused append
-rolls them back with everything else."""
+rolls them back with everything else.
+
+A key rides on its account's first event: that event is inserted into the view `keyed_events`
+(migration 0008), whose trigger stores the key and the event in one statement. A statement of its
+own would cost little in SQLite, but each statement is a hop to aiosqlite's thread and back
+through the event loop while the write lock is held, and every append waits for that lock."""
 
 from __future__ import annotations
 
@@ -11,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kernel.chain import GENESIS, canonical_json, event_hash
@@ -25,7 +29,7 @@ from write_side.store.records import (
     TransferExists,
     TransferRecord,
 )
-from write_side.store.schema import commands, events, personal_keys, transfers
+from write_side.store.schema import commands, events, transfers
 
 
 async def append_sqlite(
@@ -47,8 +51,7 @@ async def append_sqlite(
             position, previous = await _check(
                 conn, expected_versions, command, claimed, valid_after
             )
-            if new_keys:
-                await _store_keys(conn, new_keys, now)
+            unkeyed = dict(new_keys)
             versions = dict(expected_versions)
             for stream, event in new_events:
                 versions[stream] += 1
@@ -65,21 +68,23 @@ async def append_sqlite(
                     canonical_json(event.metadata),
                     canonical_json(event.payload),
                 )
-                await conn.execute(
-                    events.insert(),
-                    {
-                        "position": position,
-                        "hash": previous,
-                        "stream_id": stream,
-                        "version": versions[stream],
-                        "event_id": event.event_id,
-                        "type": event.type,
-                        "payload": event.payload,
-                        "metadata": event.metadata,
-                        "schema_version": event.schema_version,
-                        "recorded_at": now,
-                    },
-                )
+                row = {
+                    "position": position,
+                    "hash": previous,
+                    "stream_id": stream,
+                    "version": versions[stream],
+                    "event_id": event.event_id,
+                    "type": event.type,
+                    "payload": event.payload,
+                    "metadata": event.metadata,
+                    "schema_version": event.schema_version,
+                    "recorded_at": now,
+                }
+                wrapped_key = unkeyed.pop(stream, None)
+                if wrapped_key is None:
+                    await conn.execute(events.insert(), row)
+                else:
+                    await _insert_keyed(conn, {**row, "wrapped_key": wrapped_key})
             if command is not None:
                 first = new_events[0][0]
                 await _record_command(conn, command, first, versions[first], position, now)
@@ -140,28 +145,26 @@ async def _check(
     return position, previous
 
 
-_insert_key = insert(personal_keys)
-_STORE_KEY = _insert_key.on_conflict_do_update(
-    index_elements=[personal_keys.c.stream_id],
-    set_={
-        "wrapped_key": _insert_key.excluded.wrapped_key,
-        "created_at": _insert_key.excluded.created_at,
-    },
-    where=personal_keys.c.wrapped_key.is_not(None),
+keyed_events = sa.table(
+    "keyed_events",
+    *(sa.column(column.name, column.type) for column in events.c),
+    sa.column("wrapped_key", sa.LargeBinary),
 )
-"""Built once, so SQLAlchemy compiles it once (a statement built per call was compiled per call:
-a quarter of a millisecond inside the write lock)."""
+"""A view over nothing (migration 0008): an insert stores the event in `events` and its account's
+key in `personal_keys`, replacing a live key that no event uses (one left by an opening that failed
+before 0008: the checks proved the stream empty) and refusing a tombstone (a forgotten account)."""
+
+FORGOTTEN = "bank: the account was forgotten"
+"""The trigger's refusal of a tombstoned account (frozen in migration 0008)."""
 
 
-async def _store_keys(conn: AsyncConnection, new_keys: Mapping[str, bytes], now: datetime) -> None:
-    """The keys of the accounts being opened, as bank_append_batch() stores them: the checks proved
-    their streams empty, so a live key already there belongs to no event (one left by an opening
-    that failed before migration 0008) and is replaced; a tombstone (a forgotten account) is not,
-    and refuses the append (raised inside the transaction, so it rolls back)."""
-    for stream, wrapped in new_keys.items():
-        row = {"stream_id": stream, "wrapped_key": wrapped, "created_at": now}
-        if (await conn.execute(_STORE_KEY, row)).rowcount != 1:
-            raise ConcurrencyError(stream, 0, 0)
+async def _insert_keyed(conn: AsyncConnection, row: dict[str, object]) -> None:
+    try:
+        await conn.execute(keyed_events.insert(), row)
+    except sa.exc.IntegrityError as exc:
+        if FORGOTTEN in str(exc.orig):  # raised inside the transaction: it rolls back
+            raise ConcurrencyError(str(row["stream_id"]), 0, 0) from None
+        raise
 
 
 async def _record_command(

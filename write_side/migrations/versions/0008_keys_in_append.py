@@ -9,6 +9,10 @@ with their events. An account whose key row is a tombstone (forgotten) is refuse
 
 The function below is 0006's, extended; `bank_create_personal_keys` is dropped.
 
+On SQLite the append (write_side/store/sqlite_append.py) inserts an account's first event into the
+view `keyed_events`, with the key: its trigger stores both in one statement (the same checks and
+replacement as the function), so the key adds no statement inside the write lock.
+
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-30
@@ -190,13 +194,45 @@ def _sibling(filename: str) -> ModuleType:
     return module
 
 
+EVENT_COLUMNS = (
+    "position, stream_id, version, event_id, type, payload, metadata, schema_version, "
+    "recorded_at, hash"
+)
+
+KEYED_EVENTS_SQLITE = [
+    f"CREATE VIEW keyed_events AS SELECT {EVENT_COLUMNS}, NULL AS wrapped_key FROM events WHERE 0",
+    f"""
+CREATE TRIGGER keyed_events_insert INSTEAD OF INSERT ON keyed_events
+BEGIN
+    SELECT RAISE(ABORT, 'bank: the account was forgotten')
+     WHERE EXISTS (SELECT 1 FROM personal_keys
+                    WHERE stream_id = NEW.stream_id AND wrapped_key IS NULL);
+    DELETE FROM personal_keys WHERE stream_id = NEW.stream_id;
+    INSERT INTO personal_keys (stream_id, wrapped_key, created_at)
+    VALUES (NEW.stream_id, NEW.wrapped_key, NEW.recorded_at);
+    INSERT INTO events ({EVENT_COLUMNS})
+    VALUES (NEW.position, NEW.stream_id, NEW.version, NEW.event_id, NEW.type, NEW.payload,
+            NEW.metadata, NEW.schema_version, NEW.recorded_at, NEW.hash);
+END
+""",
+]
+"""The DELETE removes only a live key that no event uses: a tombstone was refused just above,
+and the append's checks proved the stream empty."""
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(APPEND_BATCH_FUNCTION)
         op.execute("DROP FUNCTION bank_create_personal_keys(text[], bytea[], timestamptz)")
+    else:
+        for statement in KEYED_EVENTS_SQLITE:
+            op.execute(statement)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_sibling("0006_hash_chain.py").APPEND_BATCH_FUNCTION)
         op.execute(_sibling("0007_personal_keys.py").CREATE_KEYS)
+    else:
+        op.execute("DROP TRIGGER keyed_events_insert")
+        op.execute("DROP VIEW keyed_events")

@@ -1,22 +1,27 @@
 """Benchmark 8: the command path with personal data sealed (BANK_MASTER_KEY set) vs in clear.
 
-In-process, on PostgreSQL, through the real CommandBus and repository: concurrent clients open
-accounts (the only command that seals: a key is made and wrapped, the owner encrypted) and then
-deposit into them (loading needs no key: the aggregate keeps the owner sealed). Rounds alternate
-clear and sealed (in both orders) on fresh account ids, and the median throughput of each is compared.
+In-process, through the real CommandBus and repository: concurrent clients open accounts (the
+only command that seals: a key is made and wrapped, the owner encrypted) and then deposit into them
+(loading needs no key: the aggregate keeps the owner sealed). Rounds alternate clear and sealed (in
+both orders) on fresh account ids, and the median throughput of each is compared.
+
+In the suite it runs on PostgreSQL; on its own, `python -m bench.personal_data [--sqlite]
+[--quick]` prints the same figures for either backend (SQLite: a new file, migrated to head).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import statistics
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 from bench.config import BenchConfig
-from bench.environment import BenchEnv
+from bench.environment import BenchEnv, bench_environment
 from bench.results import Figure, Outcome
 from kernel.master_key import MasterKey, new_master_key_text
 from write_side.command_bus import CommandBus
@@ -26,6 +31,7 @@ from write_side.publisher import NoPublisher
 from write_side.repository import AccountRepository
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
+from write_side.store.migrate import upgrade_to_head
 from write_side.store.personal_keys import PersonalKeys
 
 NAME = "personal_data"
@@ -65,10 +71,10 @@ async def _round(bus: CommandBus, accounts_per_client: int) -> tuple[float, floa
     return opens, deposits
 
 
-async def _measure(env: BenchEnv, config: BenchConfig, outcome: Outcome) -> None:
+async def _measure(database_url: str, config: BenchConfig, outcome: Outcome) -> None:
     accounts = config.count(100, 40, 4)
     rounds = config.count(5, 3, 1)
-    engine = create_async_store_engine(env.database_url, pool_size=CLIENTS)
+    engine = create_async_store_engine(database_url, pool_size=CLIENTS)
     store = EventStore(engine)
     master = MasterKey(new_master_key_text())
     buses = {
@@ -111,8 +117,9 @@ async def _measure(env: BenchEnv, config: BenchConfig, outcome: Outcome) -> None
                 cost, "in clear", f"≤ {TARGET_RATIO}", cost <= TARGET_RATIO,
             ),
         ]  # fmt: skip
+    backend = engine.dialect.name
     outcome.notes.append(
-        f"{TITLE}: {CLIENTS} concurrent in-process clients on PostgreSQL, {rounds} alternating "
+        f"{TITLE}: {CLIENTS} concurrent in-process clients on {backend}, {rounds} alternating "
         f"rounds of {CLIENTS * accounts} opens then {CLIENTS * accounts * DEPOSITS_PER_ACCOUNT} "
         "deposits each; medians. A ratio is time per command sealed / in clear."
     )
@@ -120,5 +127,30 @@ async def _measure(env: BenchEnv, config: BenchConfig, outcome: Outcome) -> None
 
 def run(env: BenchEnv, config: BenchConfig) -> Outcome:
     outcome = Outcome()
-    asyncio.run(_measure(env, config, outcome))
+    asyncio.run(_measure(env.database_url, config, outcome))
     return outcome
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.personal_data", description=TITLE)
+    parser.add_argument("--sqlite", action="store_true", help="a new SQLite file, not PostgreSQL")
+    parser.add_argument("--quick", action="store_true", help="fewer, smaller rounds")
+    args = parser.parse_args()
+    config = BenchConfig(quick=args.quick)
+    outcome = Outcome()
+    if args.sqlite:
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite:///{folder}/bench.db"
+            upgrade_to_head(url)
+            asyncio.run(_measure(url, config, outcome))
+    else:
+        with bench_environment() as env:
+            asyncio.run(_measure(env.database_url, config, outcome))
+    for figure in outcome.figures:
+        ratio = "" if figure.ratio is None else f"  ratio {figure.ratio:.3f}"
+        print(f"{figure.measure}: {figure.value:,.0f} {figure.unit}{ratio}")
+    print(*outcome.notes, sep="\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,7 @@ import sqlalchemy.exc
 from kernel.events import DomainEvent, NewEvent, event_from_json
 from kernel.personal_data import Personal
 from write_side.domain.account import SNAPSHOT_SCHEMA_VERSION, SNAPSHOT_UPCASTERS, BankAccount
-from write_side.personal_data import PersonalData
+from write_side.personal_data import PersonalData, SealedRecords
 from write_side.store.event_store import EventStore
 from write_side.store.records import (
     AppendResult,
@@ -93,12 +93,16 @@ class AccountRepository:
         `metadata` is every event's, or one per event (a combined group holds several commands)."""
         stream = account.account_id
         each = [metadata] * len(new_events) if isinstance(metadata, dict) else metadata
-        records = await self._sealed(
+        sealed = self._sealed(
             {stream: account},
             [(stream, NewEvent.from_domain(e, m)) for e, m in zip(new_events, each, strict=True)],
         )
         result = await self._store.append(
-            stream, [event for _, event in records], expected_version, command
+            stream,
+            [event for _, event in sealed.records],
+            expected_version,
+            command,
+            new_keys=sealed.new_keys,
         )
         if result.last_version // self._snapshot_every > expected_version // self._snapshot_every:
             await self._snapshot(account, result.last_version)
@@ -115,10 +119,12 @@ class AccountRepository:
     ) -> MultiAppendResult:
         """Append what several accounts decided in one store transaction (EventStore.append_many);
         snapshot each account that crossed a multiple of N."""
-        records = await self._sealed(
+        sealed = self._sealed(
             accounts, [(stream, NewEvent.from_domain(e, metadata)) for stream, e in new_events]
         )
-        result = await self._store.append_many(records, expected_versions, command, transfers)
+        result = await self._store.append_many(
+            sealed.records, expected_versions, command, transfers, new_keys=sealed.new_keys
+        )
         for account_id, version in result.versions.items():
             if (
                 version // self._snapshot_every
@@ -127,15 +133,15 @@ class AccountRepository:
                 await self._snapshot(accounts[account_id], version)
         return result
 
-    async def _sealed(
+    def _sealed(
         self, accounts: Mapping[str, BankAccount], records: list[tuple[str, NewEvent]]
-    ) -> list[tuple[str, NewEvent]]:
-        """The records with personal fields sealed; the accounts keep the sealed owner, so a later
-        snapshot of them never holds a name in clear."""
+    ) -> SealedRecords:
+        """The records with personal fields sealed, and the new keys the append stores; the
+        accounts keep the sealed owner, so a later snapshot of them never holds a name in clear."""
         if self._personal_data is None:
-            return records
-        sealed = await self._personal_data.seal(records)
-        for stream, event in sealed:
+            return SealedRecords(records)
+        sealed = self._personal_data.seal(records)
+        for stream, event in sealed.records:
             if event.type == "AccountOpened" and stream in accounts:
                 accounts[stream].owner = msgspec.convert(event.payload["owner"], Personal)
         return sealed

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import shutil
+import subprocess
+import sys
 
 import psycopg
 import pytest
@@ -66,3 +68,16 @@ def test_a_run_rewrites_only_its_section_of_the_doc() -> None:
     assert "prose before" in updated
     assert "analysis after" in updated
     assert "| b | m | 1,234 req/s | 0.50 | ceiling | ≥ 0.5 | met |" in updated
+
+
+def test_the_paired_comparison_of_sealed_openings_runs_and_reports_its_ratio() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.sealed_openings", "--sqlite", "--rounds", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "sqlite: time per opening sealed / in clear: median" in run.stdout
+    assert "sqlite: CPU of this process per opening" in run.stdout

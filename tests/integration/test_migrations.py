@@ -89,11 +89,7 @@ def test_migrating_an_empty_postgresql_database_creates_the_tables_and_the_appen
 
     state = inspect_database(empty_pg_url)
     assert state["tables"] >= EVENT_STORE_TABLES
-    assert state["functions"] == {
-        "bank_append_batch",
-        "bank_event_hash",
-        "bank_create_personal_keys",
-    }
+    assert state["functions"] == {"bank_append_batch", "bank_event_hash"}
     assert state["revision"] == head_revision()
 
 
@@ -290,3 +286,17 @@ def test_downgrading_0006_drops_the_chain(empty_url: str) -> None:
     state = inspect_database(empty_url)
     assert "hash" not in state["columns"]["events"]  # type: ignore[index]
     assert state.get("functions", {"bank_append_batch"}) == {"bank_append_batch"}
+
+
+def test_downgrading_0008_brings_back_the_separate_key_function(empty_url: str) -> None:
+    upgrade_to_head(empty_url)
+
+    command.downgrade(alembic_config(empty_url), "0007")
+
+    state = inspect_database(empty_url)
+    assert state["revision"] == "0007"
+    assert "personal_keys" in state["tables"]  # type: ignore[operator]
+    expected = {"bank_append_batch", "bank_event_hash", "bank_create_personal_keys"}
+    assert state.get("functions", expected) == expected
+    upgrade_to_head(empty_url)  # and up again
+    assert inspect_database(empty_url)["revision"] == head_revision()

@@ -113,54 +113,6 @@ async def test_a_forgotten_account_reads_erased_everywhere_and_still_moves_money
     assert key is None
 
 
-async def test_racing_openers_share_one_key_and_a_forgotten_account_never_gets_another(
-    store: EventStore,
-) -> None:
-    keys = PersonalKeys(store.engine, MasterKey(new_master_key_text()))
-
-    first = await keys.create(["x", "y"])
-    second = await keys.create(["x"])
-
-    assert second.keys["x"] == first.keys["x"]
-    await keys.destroy("x")
-    await keys.destroy("never-keyed")  # a tombstone even without a key
-    after = await keys.create(["x", "never-keyed", "z"])
-    assert sorted(after.keys) == ["z"]
-    assert after.erased == {"x", "never-keyed"}
-
-
-async def test_concurrent_openings_share_statements_and_racers_for_one_id_get_one_key(
-    pg_store: EventStore,
-) -> None:
-    keys = PersonalKeys(pg_store.engine, MasterKey(new_master_key_text()))
-
-    results = await asyncio.gather(*(keys.create([f"acc-{n % 8}"]) for n in range(64)))
-
-    by_id: dict[str, set[bytes]] = {}
-    for found in results:
-        for account_id, key in found.keys.items():
-            by_id.setdefault(account_id, set()).add(key)
-    assert sorted(by_id) == [f"acc-{n}" for n in range(8)]
-    assert all(len(found) == 1 for found in by_id.values())
-
-
-async def test_a_refused_key_statement_fails_every_opening_that_shared_it(
-    pg_store: EventStore,
-) -> None:
-    keys = PersonalKeys(pg_store.engine, MasterKey(new_master_key_text()))
-
-    outcomes = await asyncio.gather(
-        keys.create(["x" * 65]),  # longer than the column: PostgreSQL refuses the statement
-        keys.create(["fine"]),
-        return_exceptions=True,
-    )
-
-    # Both were queued before the statement went out (asyncio runs ready tasks in order).
-    assert all(isinstance(outcome, sa.exc.DBAPIError) for outcome in outcomes)
-    again = await keys.create(["fine"])  # the batcher is not stuck
-    assert list(again.keys) == ["fine"]
-
-
 async def test_an_export_moves_sealed_owners_and_forgotten_accounts_to_a_new_store(
     sqlite_url: str, pg_url: str, tmp_path: Path
 ) -> None:

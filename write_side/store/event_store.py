@@ -78,15 +78,19 @@ class EventStore:
         new_events: Sequence[NewEvent],
         expected_version: int,
         command: CommandRecord | None = None,
+        new_keys: Mapping[str, bytes] | None = None,
     ) -> AppendResult:
         """Append `new_events` after `expected_version` or raise ConcurrencyError.
 
         With `command`, its idempotency record is written in the same transaction; if its client
         already holds a live record of its key, nothing is appended and DuplicateCommand carries
-        the earlier record.
+        the earlier record. `new_keys` as in append_many.
         """
         result = await self.append_many(
-            [(stream_id, event) for event in new_events], {stream_id: expected_version}, command
+            [(stream_id, event) for event in new_events],
+            {stream_id: expected_version},
+            command,
+            new_keys=new_keys,
         )
         return AppendResult(result.versions[stream_id], result.last_position)
 
@@ -96,6 +100,7 @@ class EventStore:
         expected_versions: Mapping[str, int],
         command: CommandRecord | None = None,
         transfers: Sequence[TransferRecord] = (),
+        new_keys: Mapping[str, bytes] | None = None,
     ) -> MultiAppendResult:
         """Append events to one or more streams in one transaction, all or nothing.
 
@@ -105,12 +110,21 @@ class EventStore:
         transfer id for the whole ledger: if one is taken, nothing is appended and TransferExists
         carries the first transfer's record. The events of one multi-event append share a `tx`
         id in their metadata, so projectors can keep a transaction whole.
+
+        `new_keys` are the personal-data keys (stream id -> key wrapped by the master key) of
+        the accounts this append opens: they are stored in its transaction, so a refused or failed
+        append leaves none behind. Each must be for a stream this append begins (expected version
+        0); a stream whose key was destroyed (`bank forget`) is refused with ConcurrencyError.
         """
         if not new_events:
             raise ValueError("append needs at least one event")
         unknown = {stream for stream, _ in new_events} - set(expected_versions)
         if unknown:
             raise ValueError(f"no expected version for {sorted(unknown)}")
+        new_keys = dict(new_keys or {})
+        written = {stream for stream, _ in new_events}
+        if not written.issuperset(new_keys) or any(expected_versions[s] != 0 for s in new_keys):
+            raise ValueError("a personal-data key is stored only with its stream's first events")
         if len(new_events) > 1:
             tx = uuid.uuid4().hex
             new_events = [
@@ -125,8 +139,11 @@ class EventStore:
                 command,
                 transfers,
                 valid_after(self._retention),
+                new_keys=new_keys,
             )
-        return await self._append_postgres(new_events, expected_versions, command, transfers)
+        return await self._append_postgres(
+            new_events, expected_versions, command, transfers, new_keys
+        )
 
     async def _append_postgres(
         self,
@@ -134,6 +151,7 @@ class EventStore:
         expected_versions: Mapping[str, int],
         command: CommandRecord | None,
         transfers: Sequence[TransferRecord],
+        new_keys: Mapping[str, bytes],
     ) -> MultiAppendResult:
         append = {
             "expected": dict(expected_versions),
@@ -157,6 +175,8 @@ class EventStore:
                 {"transfer_id": t.transfer_id, "fingerprint": t.fingerprint, "result": t.result}
                 for t in transfers
             ],
+            # bytes travel as base64 in JSON (msgspec); the function decodes them (0008)
+            "keys": [{"stream_id": s, "wrapped_key": k} for s, k in new_keys.items()],
         }
         answer = await self._batcher.submit(append)
         if answer.outcome == "conflict":

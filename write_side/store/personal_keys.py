@@ -1,4 +1,5 @@
-"""The per-account personal-data keys: made when an account opens, read to reveal its personal
+"""The per-account personal-data keys: made when an account opens (and stored by the append that
+opens it, in its transaction: EventStore.append_many's `new_keys`), read to reveal its personal
 fields, destroyed by `bank forget`. Keys are stored wrapped by the master key (kernel/master_key.py).
 
 A row with a NULL key is a tombstone: the account was forgotten, its sealed fields read as
@@ -7,7 +8,7 @@ A row with a NULL key is a tombstone: the account was forgotten, its sealed fiel
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,16 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kernel.master_key import MasterKey
 from kernel.personal_data import new_data_key
-from write_side.store.key_batcher import KeyBatcher, KeyRows
 from write_side.store.schema import personal_keys
-
-CREATE_KEYS = sa.text(
-    "SELECT stream_id, wrapped_key FROM bank_create_personal_keys(:ids, :wrapped, :at)"
-).bindparams(
-    sa.bindparam("ids", type_=sa.ARRAY(sa.Text)),
-    sa.bindparam("wrapped", type_=sa.ARRAY(sa.LargeBinary)),
-    sa.bindparam("at", type_=sa.DateTime(timezone=True)),
-)
 
 
 class MasterKeyMissing(RuntimeError):
@@ -48,35 +40,29 @@ class AccountKeys:
     """Accounts forgotten (`bank forget`): their personal fields read as `[erased]`."""
 
 
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """A key made for an account being opened: `key` seals its fields, `wrapped` is what the
+    append stores."""
+
+    key: bytes
+    wrapped: bytes
+
+
 class PersonalKeys:
     def __init__(self, engine: AsyncEngine, master: MasterKey | None) -> None:
         self._engine = engine
         self._master = master
-        self._postgres = engine.dialect.name == "postgresql"
-        self._batcher = KeyBatcher(self._create_postgres)
 
     @property
     def sealing(self) -> bool:
         """Whether new personal data is sealed (a master key was given)."""
         return self._master is not None
 
-    async def create(self, account_ids: Collection[str]) -> AccountKeys:
-        """A key for each of `account_ids` (an existing one is kept: racing openers share it)."""
-        master = self._required_master()
-        ids = list(account_ids)
-        wrapped = [master.wrap(a, new_data_key()) for a in ids]
-        now = datetime.now(UTC)
-        if self._postgres:  # shared, one round trip, no flush of its own (migration 0007)
-            return self._opened(await self._batcher.create(ids, wrapped))
-        from sqlalchemy.dialects.sqlite import insert
-
-        values = [
-            {"stream_id": a, "wrapped_key": w, "created_at": now}
-            for a, w in zip(ids, wrapped, strict=True)
-        ]
-        async with self._engine.begin() as conn:
-            await conn.execute(insert(personal_keys).values(values).on_conflict_do_nothing())
-        return await self.of(ids)
+    def new_key(self, account_id: str) -> NewKey:
+        """A fresh key for an account being opened; nothing is stored until its append."""
+        key = new_data_key()
+        return NewKey(key, self._required_master().wrap(account_id, key))
 
     async def of(self, account_ids: Collection[str]) -> AccountKeys:
         query = sa.select(personal_keys.c.stream_id, personal_keys.c.wrapped_key).where(
@@ -86,13 +72,7 @@ class PersonalKeys:
             rows = (await conn.execute(query)).all()
         return self._opened([(stream_id, key) for stream_id, key in rows])
 
-    async def _create_postgres(self, ids: list[str], wrapped: list[bytes]) -> KeyRows:
-        params = {"ids": ids, "wrapped": wrapped, "at": datetime.now(UTC)}
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(CREATE_KEYS, params)).all()
-        return [(stream_id, key) for stream_id, key in rows]
-
-    def _opened(self, rows: KeyRows) -> AccountKeys:
+    def _opened(self, rows: Sequence[tuple[str, bytes | None]]) -> AccountKeys:
         keys: dict[str, bytes] = {}
         erased: set[str] = set()
         for stream_id, wrapped in rows:

@@ -2,7 +2,13 @@
 checks, so appends are serialised and positions become visible in commit order, as on PostgreSQL;
 one transaction covers every stream an append writes. Under that lock the append also extends the
 hash chain (kernel/chain.py): it reads the head's position and hash, and numbers and hashes its
-events itself."""
+events itself; and it stores the personal-data keys of the accounts it opens, so a refused append
+rolls them back with everything else.
+
+A key rides on its account's first event: that event is inserted into the view `keyed_events`
+(migration 0008), whose trigger stores the key and the event in one statement. A statement of its
+own would cost little in SQLite, but each statement is a hop to aiosqlite's thread and back
+through the event loop while the write lock is held, and every append waits for that lock."""
 
 from __future__ import annotations
 
@@ -33,6 +39,8 @@ async def append_sqlite(
     command: CommandRecord | None,
     claimed: Sequence[TransferRecord],
     valid_after: datetime,
+    *,
+    new_keys: Mapping[str, bytes],
 ) -> MultiAppendResult:
     """Append as EventStore.append_many does; idempotency records before `valid_after` have
     expired."""
@@ -43,6 +51,7 @@ async def append_sqlite(
             position, previous = await _check(
                 conn, expected_versions, command, claimed, valid_after
             )
+            unkeyed = dict(new_keys)
             versions = dict(expected_versions)
             for stream, event in new_events:
                 versions[stream] += 1
@@ -59,21 +68,23 @@ async def append_sqlite(
                     canonical_json(event.metadata),
                     canonical_json(event.payload),
                 )
-                await conn.execute(
-                    events.insert(),
-                    {
-                        "position": position,
-                        "hash": previous,
-                        "stream_id": stream,
-                        "version": versions[stream],
-                        "event_id": event.event_id,
-                        "type": event.type,
-                        "payload": event.payload,
-                        "metadata": event.metadata,
-                        "schema_version": event.schema_version,
-                        "recorded_at": now,
-                    },
-                )
+                row = {
+                    "position": position,
+                    "hash": previous,
+                    "stream_id": stream,
+                    "version": versions[stream],
+                    "event_id": event.event_id,
+                    "type": event.type,
+                    "payload": event.payload,
+                    "metadata": event.metadata,
+                    "schema_version": event.schema_version,
+                    "recorded_at": now,
+                }
+                wrapped_key = unkeyed.pop(stream, None)
+                if wrapped_key is None:
+                    await conn.execute(events.insert(), row)
+                else:
+                    await _insert_keyed(conn, {**row, "wrapped_key": wrapped_key})
             if command is not None:
                 first = new_events[0][0]
                 await _record_command(conn, command, first, versions[first], position, now)
@@ -132,6 +143,28 @@ async def _check(
         if current.get(stream, 0) != expected_versions[stream]:
             raise ConcurrencyError(stream, expected_versions[stream], current.get(stream, 0))
     return position, previous
+
+
+keyed_events = sa.table(
+    "keyed_events",
+    *(sa.column(column.name, column.type) for column in events.c),
+    sa.column("wrapped_key", sa.LargeBinary),
+)
+"""A view over nothing (migration 0008): an insert stores the event in `events` and its account's
+key in `personal_keys`, replacing a live key that no event uses (one left by an opening that failed
+before 0008: the checks proved the stream empty) and refusing a tombstone (a forgotten account)."""
+
+FORGOTTEN = "bank: the account was forgotten"
+"""The trigger's refusal of a tombstoned account (frozen in migration 0008)."""
+
+
+async def _insert_keyed(conn: AsyncConnection, row: dict[str, object]) -> None:
+    try:
+        await conn.execute(keyed_events.insert(), row)
+    except sa.exc.IntegrityError as exc:
+        if FORGOTTEN in str(exc.orig):  # raised inside the transaction: it rolls back
+            raise ConcurrencyError(str(row["stream_id"]), 0, 0) from None
+        raise
 
 
 async def _record_command(

@@ -157,7 +157,13 @@ class AccountQueues:
                 _record_of(decided[-1]),
             )
         except ConcurrencyError:
-            return group, True
+            # An opening that lost its race lost for good: the account was opened meanwhile, or
+            # its id was forgotten (a tombstone refuses a new key). The others go again.
+            opening = [d.waiting for d in decided if isinstance(d.waiting.command, OpenAccount)]
+            for waiting in opening:
+                exists = AccountExists(f"account {account_id!r} already exists")
+                _answer_all([waiting], exists)
+            return [waiting for waiting in group if waiting not in opening], True
         except DuplicateCommand as duplicate:
             # The keyed last member was recorded by another process meanwhile: the bus answers it
             # from that record; nothing was appended, so the others are decided again.

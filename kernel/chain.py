@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -39,7 +40,12 @@ _ESCAPES = {
 }
 
 
+_NEEDS_ESCAPING = re.compile(r'["\\\x00-\x1f]')
+
+
 def _string(text: str) -> str:
+    if _NEEDS_ESCAPING.search(text) is None:  # the usual case: nothing to escape
+        return f'"{text}"'
     out = ['"']
     for char in text:
         escaped = _ESCAPES.get(char)

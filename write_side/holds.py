@@ -16,8 +16,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
-
 from kernel.money import format_money
 from write_side.command_bus import CommandBus, fingerprint
 from write_side.commands import CaptureHold, PlaceHold, VoidHold
@@ -59,9 +57,9 @@ from write_side.store.records import ANONYMOUS_CLIENT, CommandRecord, TransferEx
 
 
 def timestamp(moment: datetime) -> str:
-    """The wire form of a time: ISO 8601 in UTC, e.g. "2026-11-30T08:00:00.250000Z"."""
-    text: str = msgspec.to_builtins(moment.astimezone(UTC))
-    return text
+    """The wire form of a time, as the query API writes it too: ISO 8601 in UTC, e.g.
+    "2026-11-30T08:00:00.250000+00:00"."""
+    return moment.astimezone(UTC).isoformat()
 
 
 def replay_hold(earlier: TransferRecord, claim: str) -> MultiOutcome:

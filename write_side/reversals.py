@@ -51,7 +51,8 @@ async def _claim_of_posted_transfer(
     A transfer's own claim names it; a hold's claim names the hold, whose transfer exists only
     once it was captured: then its resolution's claim names the capture."""
     claim = await store.find_transfer(transfer_id)
-    if claim is None:
+    if claim is None or claim.result.get("hold_id", transfer_id) != transfer_id:
+        # (A hold's resolution claim names its hold: it is no transfer of its own.)
         raise TransferNotFound(f"transfer {transfer_id!r} does not exist")
     if "hold_id" not in claim.result:
         return claim, 1

@@ -34,6 +34,8 @@ class Holds:
     (h-3, pending, reference "deposit"), all projected."""
 
     positions: dict[str, int]
+    expires_at: dict[str, str]
+    """As the write API answered each placement."""
     head: int
     all_held: datetime
     """An instant after the three holds were placed and before any was resolved."""
@@ -52,11 +54,12 @@ async def holds(settings: Settings) -> Holds:
         await post(writes, "/accounts", {"owner": "Alice", "account_id": "alice"})
         await post(writes, "/accounts", {"owner": "Bob", "account_id": "bob"})
         await post(writes, "/accounts/alice/deposit", {"amount": "100.00"})
-        positions = {}
+        positions, expires_at = {}, {}
         for hold_id, amount in (("h-1", "30.00"), ("h-2", "10.00"), ("h-3", "5.00")):
             body = {"from_account": "alice", "to_account": "bob", "amount": amount}
             reference = {"reference": "deposit"} if hold_id == "h-3" else {}
-            await post(writes, "/holds", {**body, "hold_id": hold_id, **reference})
+            placed = await post(writes, "/holds", {**body, "hold_id": hold_id, **reference})
+            expires_at[hold_id] = placed["expires_at"]
         await asyncio.sleep(0.05)  # recorded times on both sides of `all_held` differ
         all_held = datetime.now(UTC)
         await asyncio.sleep(0.05)
@@ -66,7 +69,7 @@ async def holds(settings: Settings) -> Holds:
         positions["h-2"] = (await post(writes, "/holds/h-2/void"))["position"]
         head = await writes.app.state.store.head_position()
     await run_catch_up(settings)
-    return Holds(positions, head, all_held)
+    return Holds(positions, expires_at, head, all_held)
 
 
 @pytest.fixture
@@ -104,7 +107,7 @@ async def test_a_hold_is_served_with_its_status_amounts_and_position(
     captured = (await client.get("/holds/h-1")).json()
     pending = (await client.get("/holds/h-3")).json()
 
-    assert captured.pop("expires_at")
+    assert captured.pop("expires_at") == holds.expires_at["h-1"], "one spelling on both APIs"
     assert captured == {
         "hold_id": "h-1",
         "from_account": "alice",

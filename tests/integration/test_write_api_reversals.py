@@ -241,6 +241,9 @@ async def test_a_captured_holds_transfer_can_be_reversed_and_an_uncaptured_hold_
 
     pending = await client.post("/transfers/h-2/reverse")
     assert_error(pending, 404, "transfer_not_found")
+    resolution = await client.post("/transfers/h-1.resolution/reverse")
+    assert_error(resolution, 404, "transfer_not_found")
+    assert "h-1.resolution' does not exist" in resolution.json()["detail"]
     assert await events_after(client, head) == []
 
     response = await client.post("/transfers/h-1/reverse", json={"reference": "refund"})

@@ -11,7 +11,7 @@ from litestar.params import JSONBody, PathParameter
 
 from kernel.identifiers import ACCOUNT_ID
 from write_side.api.json_body import StrictJSON
-from write_side.api.routes import IdempotencyKey, checked_key, command
+from write_side.api.routes import IdempotencyKey, OptionalBody, checked_key, command
 from write_side.api.schemas import CaptureRequest, HoldRequest, HoldResolvedResponse, HoldResponse
 from write_side.commands import CaptureHold, PlaceHold, VoidHold
 from write_side.domain.errors import HoldNotFound
@@ -72,6 +72,7 @@ async def place_hold(
     "and releases the rest. More than is held is 422 amount_exceeds_hold; a hold that is no longer "
     "pending (or reached expires_at) is 409 hold_not_pending with its `status`.",
     dto=StrictJSON[CaptureRequest],
+    operation_class=OptionalBody,
 )
 async def capture_hold(
     hold_id: HoldIdPath,

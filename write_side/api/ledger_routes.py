@@ -11,7 +11,7 @@ from litestar.params import JSONBody, PathParameter
 
 from kernel.identifiers import RECORDED_TRANSFER_ID
 from write_side.api.json_body import StrictJSON
-from write_side.api.routes import IdempotencyKey, checked_key, command
+from write_side.api.routes import IdempotencyKey, OptionalBody, checked_key, command
 from write_side.api.schemas import (
     BatchItem,
     BatchRequest,
@@ -106,6 +106,7 @@ async def transfer(
     "reversible (409 not_reversible); the receiver must still have the money (409 "
     "insufficient_funds) and both accounts must be open (409 account_closed).",
     dto=StrictJSON[ReverseTransferRequest],
+    operation_class=OptionalBody,
 )
 async def reverse_transfer(
     transfer_id: TransferIdPath,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ from litestar import Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Operation, RequestBody
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 
 from auth.guards import Principal, requires
@@ -115,6 +117,16 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
 COMMAND_ERRORS = _errors(400, 401, 403, 404, 409, 413, 415, 422, 503)
 
 
+@dataclass
+class OptionalBody(Operation):
+    """The OpenAPI operation of a command whose body may be left out (Litestar marks every
+    declared body required, even one defaulting to None)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False
+
+
 command = partial(
     post,
     return_dto=None,
@@ -178,6 +190,7 @@ async def withdraw(
     "/accounts/{account_id:str}/close",
     status_code=200,
     summary="Close an account",
+    operation_class=OptionalBody,
     dto=StrictJSON[CloseAccountRequest],
 )
 async def close_account(

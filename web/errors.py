@@ -33,13 +33,19 @@ def error_response(
     return Response(body, status_code=status, headers=headers)
 
 
+MISSING_BODY = "the request needs a JSON body"
+
+
+def _problem(problem: dict[str, Any]) -> str:
+    key, message = problem.get("key"), problem.get("message")
+    if key == "data" and message == repr("data"):  # Litestar's word for a body left out
+        return MISSING_BODY
+    return f"{key}: {message}" if key else str(message)
+
+
 def validation_detail(exc: ValidationException) -> str:
     problems = exc.extra if isinstance(exc.extra, list) else []
-    messages = [
-        f"{p.get('key')}: {p.get('message')}" if p.get("key") else str(p.get("message"))
-        for p in problems
-        if isinstance(p, dict)
-    ]
+    messages = [_problem(p) for p in problems if isinstance(p, dict)]
     return "; ".join(messages) or "the request is not valid"
 
 

@@ -296,3 +296,11 @@ async def test_bad_clients_racing_honest_ones_fail_alone_on_postgresql(pg_url: s
         assert all(400 <= s < 500 for statuses in bad_statuses for s in statuses), bad_statuses
         stored = await store_of(client).read_after(0)
         assert len(stored) == honest_clients * (1 + deposits_each)
+
+
+@pytest.mark.parametrize("path", [DEPOSIT, "/accounts", "/transfers", "/holds"])
+async def test_a_body_left_out_is_told_so_in_words(client: Client, path: str) -> None:
+    response = await client.post(path, content=b"", headers=JSON)
+
+    assert_error(response, 400, "validation_error")
+    assert response.json()["detail"] == "the request needs a JSON body"

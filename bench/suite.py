@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bench import (
     aggregate_load,
     append,
+    hold_expiry,
     hot_account,
     lag,
     peer,
@@ -40,6 +41,7 @@ BENCHMARKS = tuple(
         peer,
         personal_data,
         hot_account,
+        hold_expiry,
     )
 )
 BY_NAME = {benchmark.name: benchmark for benchmark in BENCHMARKS}

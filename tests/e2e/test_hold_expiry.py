@@ -33,6 +33,17 @@ def resolutions(database_url: str) -> Counter[tuple[str, str, str]]:
     return Counter((str(hold), str(stream), str(kind)) for hold, stream, kind in rows)
 
 
+def expiry_authors(database_url: str) -> Counter[tuple[str, str, str, str]]:
+    """(hold id, account, metadata `command`, metadata `actor`) of every HoldExpired in the store:
+    who the store says appended each expiry."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT payload->>'hold_id', stream_id, metadata->>'command', metadata->>'actor' "
+            "FROM events WHERE type = 'HoldExpired'"
+        ).fetchall()
+    return Counter((str(h), str(s), str(c), str(a)) for h, s, c, a in rows)
+
+
 def test_the_worker_expires_due_holds_once_and_leaves_the_others_pending(
     services: tuple[httpx.Client, httpx.Client], settings: Settings
 ) -> None:
@@ -51,6 +62,10 @@ def test_the_worker_expires_due_holds_once_and_leaves_the_others_pending(
     assert resolutions(database_url) == {
         ("soon", "alice", "HoldExpired"): 1,
         ("soon", "bob", "HoldExpired"): 1,
+    }
+    assert expiry_authors(database_url) == {  # the system's expiry, not a client's command
+        ("soon", "alice", "ExpireHold", "system"): 1,
+        ("soon", "bob", "ExpireHold", "system"): 1,
     }
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT max(position) FROM events WHERE type = 'HoldExpired'").fetchone()

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from kernel.settings import Settings
-from tests.e2e.test_hold_expiry import resolutions
+from tests.e2e.test_hold_expiry import expiry_authors, resolutions
 from tests.fault.support import kill, running
 from tests.support import start_bank, stop, wait_until
 
@@ -76,4 +76,8 @@ def test_a_deadline_missed_while_the_worker_was_killed_expires_the_hold_once_on_
     assert resolutions(database_url) == {
         ("h-1", "alice", "HoldExpired"): 1,
         ("h-1", "bob", "HoldExpired"): 1,
+    }
+    assert expiry_authors(database_url) == {
+        ("h-1", "alice", "ExpireHold", "system"): 1,
+        ("h-1", "bob", "ExpireHold", "system"): 1,
     }

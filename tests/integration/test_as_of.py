@@ -3,8 +3,10 @@ and a real projection, checked against a replay of the store (SQLite and Postgre
 
 The history is written over time (small pauses between appends), with several events of one
 account in a single append (one instant on SQLite), transfers (two accounts in one store
-transaction), an overdraft limit and a closing. The expected answers are folded here from the
-events read back from SQL, independently of the projector code.
+transaction), an overdraft limit, a closing, and holds through the write API: one captured in
+part, one voided, one left pending, and one expired (captured after its 1-second deadline, so the
+write side appends HoldExpired instead). The expected answers are folded here from the events read
+back from SQL, independently of the projector code.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 
 from kernel.events import (
     AccountClosed,
@@ -38,6 +42,7 @@ from projectors.catch_up import open_context, run_catch_up
 from projectors.rebuild import rebuild_projection
 from projectors.statements import StatementsProjection
 from read_side.api.app import create_query_app
+from tests.integration.write_api_client import write_api
 from tests.support import append_transfer, env_for, read_side_settings, set_overdraft_limit
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
@@ -57,7 +62,12 @@ class State:
     position: int
     balance: Decimal
     overdraft_limit: Decimal
+    held: Decimal
     status: str
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance + self.overdraft_limit - self.held
 
 
 @pytest.fixture
@@ -75,43 +85,106 @@ async def _append(store: EventStore, account_id: str, *events: DomainEvent) -> N
     await store.append(account_id, [NewEvent.from_domain(e) for e in events], version)
 
 
+class Holds:
+    """The history's holds, placed and resolved through the write API (the write side decides
+    them, as in production), each checked to be answered as intended."""
+
+    def __init__(self, api: AsyncTestClient[Litestar]) -> None:
+        self._api = api
+        self.expires_at: dict[str, datetime] = {}
+
+    async def place(
+        self, hold_id: str, source: str, target: str, amount: str, expires_in_s: int
+    ) -> None:
+        # Money the appends straight to the store may have taken: the hold must be affordable.
+        await self._ok(f"/accounts/{source}/deposit", {"amount": "1000.00"}, 200)
+        body = {"from_account": source, "to_account": target, "amount": amount}
+        placed = await self._ok(
+            "/holds", {**body, "hold_id": hold_id, "expires_in_s": expires_in_s}, 201
+        )
+        self.expires_at[hold_id] = datetime.fromisoformat(placed["expires_at"])
+
+    async def capture(self, hold_id: str, amount: str) -> None:
+        captured = await self._ok(f"/holds/{hold_id}/capture", {"amount": amount}, 200)
+        assert (captured["status"], captured["captured_amount"]) == ("captured", amount)
+
+    async def void(self, hold_id: str) -> None:
+        assert (await self._ok(f"/holds/{hold_id}/void", None, 200))["status"] == "voided"
+
+    async def capture_after_the_deadline(self, hold_id: str) -> None:
+        """The write side finds the hold due: it appends the expiry and answers 409 "expired"."""
+        while datetime.now(UTC) <= self.expires_at[hold_id]:
+            await asyncio.sleep(0.05)
+        refused = await self._api.post(f"/holds/{hold_id}/capture")
+        assert (refused.status_code, refused.json()["status"]) == (409, "expired"), refused.text
+
+    async def _ok(self, path: str, body: dict[str, Any] | None, status: int) -> dict[str, Any]:
+        response = await self._api.post(path, json=body) if body else await self._api.post(path)
+        assert response.status_code == status, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+
 async def write_history_over_time(database_url: str, steps: int = 36, seed: int = 12) -> None:
-    """Accounts opened at different times, then money moving with pauses in between."""
+    """Accounts opened at different times, then money moving with pauses in between; holds
+    placed and resolved through the write API along the way."""
     rng = random.Random(seed)
     engine = create_async_store_engine(database_url)
     try:
-        store = EventStore(engine)
-        await _append(store, "hist-a", AccountOpened(owner="A", currency="EUR"))
-        await asyncio.sleep(0.002)
-        await _append(store, "hist-b", AccountOpened(owner="B", currency="EUR"))
-        await _append(store, "hist-a", MoneyDeposited(Decimal("100.00")))
-        opened = {"hist-a", "hist-b"}
-        for step in range(steps):
-            await asyncio.sleep(rng.choice([0, 0.001, 0.003]))
-            if step == 8:
-                await _append(store, "hist-c", AccountOpened(owner="C", currency="EUR"))
-                opened.add("hist-c")
-            elif step == 20:
-                await _append(store, "hist-d", AccountOpened(owner="D", currency="EUR"))
-                opened.add("hist-d")
-            elif step == 26:
-                await set_overdraft_limit(store, "hist-b", "50.00")
-            account = rng.choice(sorted(opened))
-            kind = rng.choice(["deposit", "several", "withdraw", "transfer"])
-            amount = Decimal(rng.randint(1, 3000)) / 100
-            if kind == "deposit":
-                await _append(store, account, MoneyDeposited(amount))
-            elif kind == "several":  # one append: one instant on SQLite
-                several = (MoneyDeposited(amount), MoneyWithdrawn(Decimal("0.01")))
-                await _append(store, account, *several, MoneyDeposited(Decimal("0.02")))
-            elif kind == "withdraw":
-                await _append(store, account, MoneyWithdrawn(Decimal("0.50")))
-            else:
-                target = rng.choice(sorted(opened - {account}))
-                await append_transfer(store, account, target, str(amount), f"t-{step}")
-        await _append(store, "hist-c", AccountClosed())
+        async with write_api(database_url) as api:
+            await _write_history(EventStore(engine), Holds(api), rng, steps)
     finally:
         await engine.dispose()
+
+
+async def _write_history(store: EventStore, holds: Holds, rng: random.Random, steps: int) -> None:
+    await _append(store, "hist-a", AccountOpened(owner="A", currency="EUR"))
+    await asyncio.sleep(0.002)
+    await _append(store, "hist-b", AccountOpened(owner="B", currency="EUR"))
+    await _append(store, "hist-a", MoneyDeposited(Decimal("100.00")))
+    opened = {"hist-a", "hist-b"}
+    for step in range(steps):
+        await asyncio.sleep(rng.choice([0, 0.001, 0.003]))
+        if step == 8:
+            await _append(store, "hist-c", AccountOpened(owner="C", currency="EUR"))
+            opened.add("hist-c")
+        elif step == 20:
+            await _append(store, "hist-d", AccountOpened(owner="D", currency="EUR"))
+            opened.add("hist-d")
+        elif step == 26:
+            await set_overdraft_limit(store, "hist-b", "50.00")
+        await _hold_step(holds, step)
+        account = rng.choice(sorted(opened))
+        kind = rng.choice(["deposit", "several", "withdraw", "transfer"])
+        amount = Decimal(rng.randint(1, 3000)) / 100
+        if kind == "deposit":
+            await _append(store, account, MoneyDeposited(amount))
+        elif kind == "several":  # one append: one instant on SQLite
+            several = (MoneyDeposited(amount), MoneyWithdrawn(Decimal("0.01")))
+            await _append(store, account, *several, MoneyDeposited(Decimal("0.02")))
+        elif kind == "withdraw":
+            await _append(store, account, MoneyWithdrawn(Decimal("0.50")))
+        else:
+            target = rng.choice(sorted(opened - {account}))
+            await append_transfer(store, account, target, str(amount), f"t-{step}")
+    await holds.capture_after_the_deadline("h-expiring")
+    await _append(store, "hist-c", AccountClosed())
+
+
+async def _hold_step(holds: Holds, step: int) -> None:
+    """Each hold's life, spread over the steps (between accounts open at the time)."""
+    if step == 2:
+        await holds.place("h-expiring", "hist-a", "hist-b", "12.34", expires_in_s=1)
+    elif step == 5:
+        await holds.place("h-captured", "hist-b", "hist-a", "25.00", expires_in_s=600)
+    elif step == 12:
+        await holds.capture("h-captured", "10.05")
+    elif step == 14:
+        await holds.place("h-voided", "hist-a", "hist-c", "7.50", expires_in_s=600)
+    elif step == 18:
+        await holds.void("h-voided")
+    elif step == 24:
+        await holds.place("h-pending", "hist-d", "hist-b", "4.00", expires_in_s=600)
 
 
 async def states_from_store(database_url: str) -> dict[str, list[State]]:
@@ -127,6 +200,7 @@ async def states_from_store(database_url: str) -> dict[str, list[State]]:
         before = history[-1] if history else None
         balance = before.balance if before else Decimal(0)
         limit = before.overdraft_limit if before else Decimal(0)
+        held = before.held if before else Decimal(0)
         status = before.status if before else "open"
         amount = Decimal(event.payload.get("amount", "0"))
         if event.type in ("MoneyDeposited", "TransferReceived"):
@@ -137,10 +211,26 @@ async def states_from_store(database_url: str) -> dict[str, list[State]]:
             limit = Decimal(event.payload["limit"])
         elif event.type == "AccountClosed":
             status = "closed"
+        held += held_change(event.type, event.payload)
         history.append(
-            State(event.recorded_at, event.version, event.position, balance, limit, status)
+            State(event.recorded_at, event.version, event.position, balance, limit, held, status)
         )
     return states
+
+
+def held_change(kind: str, payload: dict[str, Any]) -> Decimal:
+    """How a hold event moves `held`: only on the sending ("from") side, up as the hold is placed
+    and down by its whole amount as it is resolved. The balance moves only on the capture's
+    TransferSent/TransferReceived, which follow its HoldCaptured."""
+    if payload.get("side") != "from":
+        return Decimal(0)
+    if kind == "HoldPlaced":
+        return Decimal(payload["amount"])
+    if kind == "HoldCaptured":
+        return -(Decimal(payload["captured_amount"]) + Decimal(payload["released_amount"]))
+    if kind in ("HoldVoided", "HoldExpired"):
+        return -Decimal(payload["amount"])
+    return Decimal(0)
 
 
 def expected_at(history: list[State], instant: datetime) -> State | None:
@@ -219,7 +309,8 @@ async def balances_as_of_every_instant(
             expected = {
                 "balance": f"{want.balance:.2f}",
                 "overdraft_limit": f"{want.overdraft_limit:.2f}",
-                "available": f"{want.balance + want.overdraft_limit:.2f}",
+                "held": f"{want.held:.2f}",
+                "available": f"{want.available:.2f}",
                 "status": want.status,
                 "version": want.version,
                 "position": want.position,

@@ -417,6 +417,9 @@ async def test_a_capture_or_void_after_the_deadline_expires_the_hold_once_and_is
         ("bob", "HoldExpired"),
     ]
     assert events[0].payload["amount"] == "30.00"
+    # appended by the client's capture, which found the hold due: not one of the system's expiries
+    assert [e.metadata["command"] for e in events] == ["CaptureHold", "CaptureHold"]
+    assert all(e.metadata.get("actor") != "system" for e in events)
     released = await client.post("/accounts/alice/withdraw", json={"amount": "100.00"})
     assert released.status_code == 200
 

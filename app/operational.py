@@ -21,9 +21,12 @@ def _schema_missing(exc: sqlalchemy.exc.DBAPIError) -> bool:
 
 
 def load_settings() -> Settings:
-    """The settings from the environment, or one clear line and exit 1 when they are invalid."""
+    """The settings from the environment, or one clear line and exit 1 when they are invalid. On
+    the embedded default store the master key `bank up` keeps is used when none is set."""
+    from app.personal_data_cli import with_kept_local_master_key
+
     try:
-        return Settings.from_env()
+        return with_kept_local_master_key(Settings.from_env())
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
 

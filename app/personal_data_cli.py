@@ -12,7 +12,7 @@ import msgspec
 import sqlalchemy.exc
 
 from kernel.master_key import MAKE_ONE, new_master_key_text
-from kernel.settings import PersonalDataSettings, Settings
+from kernel.settings import PersonalDataSettings, Settings, StoreSettings
 
 if TYPE_CHECKING:
     from write_side.forget import Forgotten
@@ -40,6 +40,19 @@ def refuse_without_master_key(settings: Settings) -> None:
             "the event store holds encrypted personal data: set BANK_MASTER_KEY to the master "
             f"key it was written with (a new store's key can be made with {MAKE_ONE})"
         )
+
+
+def with_kept_local_master_key(
+    settings: Settings, key_file: Path = LOCAL_MASTER_KEY_FILE
+) -> Settings:
+    """Any command on the embedded default store (no DATABASE_URL) without BANK_MASTER_KEY: the
+    key `bank up` keeps in ./var/master-key, if there is one (never made here), so an admin's
+    `bank projections rebuild` next to `bank up` reads what it sealed."""
+    local_store = settings.store.database_url == StoreSettings().database_url
+    if settings.personal_data.master_key or not local_store or not key_file.is_file():
+        return settings
+    text = key_file.read_text(encoding="utf-8").strip()
+    return msgspec.structs.replace(settings, personal_data=PersonalDataSettings(master_key=text))
 
 
 def with_local_master_key(settings: Settings, key_file: Path = LOCAL_MASTER_KEY_FILE) -> Settings:

@@ -193,3 +193,27 @@ def test_the_key_bank_up_prints_works_on_both_apis_the_moment_it_is_printed(
         assert stack.stop() == 0
     finally:
         stack.kill()
+
+
+def test_an_admin_beside_bank_up_rebuilds_without_exporting_its_master_key(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    env = _env(REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix)
+    stack = Stack(tmp_path, env)
+    try:
+        _open_and_deposit(stack, "carol")  # her owner is sealed under ./var/master-key
+        assert stack.stop() == 0
+    finally:
+        stack.kill()
+
+    rebuild = subprocess.run(
+        [*BANK, "projections", "rebuild", "--all"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert rebuild.returncode == 0, rebuild.stdout + rebuild.stderr
+    assert "BANK_MASTER_KEY" not in rebuild.stderr

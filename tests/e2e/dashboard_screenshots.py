@@ -34,7 +34,8 @@ def _bank(settings: Settings, *args: str) -> str:
 
 
 def _traffic(write_url: str, token: str) -> int:
-    """A few accounts with deposits, withdrawals, a transfer and an overdraft; the last position."""
+    """A few accounts with deposits, withdrawals, transfers (one reversed), a pending hold and an
+    overdraft; the last position."""
     people = [("alice", "Alice Martin", "USD"), ("bob", "Bob Chen", "USD"),
               ("carol", "Carol Diaz", "EUR"), ("dave", "Dave Okafor", "USD"),
               ("erin", "Erin Novak", "EUR")]  # fmt: skip
@@ -52,6 +53,12 @@ def _traffic(write_url: str, token: str) -> int:
         c.post("/accounts/bob/overdraft-limit", json={"overdraft_limit": "100.00"})
         c.post("/transfers", json={"from_account": "bob", "to_account": "alice",
                                    "amount": "65.00", "reference": "rent share"})  # fmt: skip
+        c.post("/transfers", json={"from_account": "alice", "to_account": "bob", "amount": "12.00",
+                                   "transfer_id": "lunch"}).raise_for_status()  # fmt: skip
+        c.post("/transfers/lunch/reverse", json={"reference": "paid twice"}).raise_for_status()
+        c.post("/holds", json={"from_account": "alice", "to_account": "bob", "amount": "200.00",
+                               "hold_id": "hotel-1", "reference": "hotel deposit"},
+               ).raise_for_status()  # fmt: skip
         done = c.post("/accounts/dave/withdraw", json={"amount": "15.25"})
         done.raise_for_status()
         position: int = c.post("/accounts/dave/close").json()["position"]

@@ -125,6 +125,33 @@ def test_a_deposit_made_while_the_page_is_open_shows_up_without_a_reload(
     assert browser.execute_script("return window.stillTheSamePage") is True
 
 
+def test_a_hold_and_a_reversal_read_in_words_and_the_held_money_shows_live(
+    bank: Bank, browser: WebDriver
+) -> None:
+    writer, reader = bank.key("writer", "write"), bank.key("viewer", "read")
+    for account_id in ("dora", "eve"):
+        bank.command(writer, "/accounts", {"owner": account_id, "account_id": account_id})
+    bank.command(writer, "/accounts/dora/deposit", {"amount": "50.00"})
+    sign_in(browser, bank.query_url, reader)
+    wait_for(browser, lambda d: _row(d, "dora")[3:4] == ["50.00"], "dora's balance")
+    click(browser, "tr[data-account-id=dora] button")
+    wait_for(browser, lambda d: _text(d, "detail-held") == "0.00", "dora's detail")
+
+    hold = {"from_account": "dora", "to_account": "eve", "amount": "20.00", "hold_id": "room"}
+    bank.command(writer, "/holds", hold)
+    pay = {"from_account": "dora", "to_account": "eve", "amount": "5.00", "transfer_id": "twice"}
+    bank.command(writer, "/transfers", pay)
+    bank.command(writer, "/transfers/twice/reverse", {"reference": "oops"})
+
+    wait_for(browser, lambda d: _text(d, "detail-held") == "20.00", "the held money")
+    wait_for(browser, lambda d: _row(d, "dora")[3:5] == ["50.00", "30.00"], "balance, available")
+    wait_for(browser, lambda d: "oops" in _text(d, "statement-table"), "the reversal's entry")
+    statement = _text(browser, "statement-table")
+    assert "Hold placed" in statement
+    assert "hold room with eve, 20.00 held" in statement
+    assert "from eve (reverses twice): oops" in statement
+
+
 def test_a_wrong_key_shows_that_it_was_not_accepted_and_is_not_kept(
     bank: Bank, browser: WebDriver
 ) -> None:

@@ -343,15 +343,30 @@
     TransferReceived: "Transfer in",
     OverdraftLimitSet: "Overdraft limit set",
     AccountClosed: "Closed",
+    HoldPlaced: "Hold placed",
+    HoldCaptured: "Hold captured",
+    HoldVoided: "Hold voided",
+    HoldExpired: "Hold expired",
   };
+
+  function entryText(entry) {
+    // Who and why, in words: the other account, the hold and what it held or released, the
+    // transfer a reversal undoes, then the client's reference.
+    let who = "";
+    if (entry.hold_amount !== null && entry.hold_amount !== undefined) {
+      const what = entry.type === "HoldPlaced" ? "held" : "released";
+      who = `hold ${entry.transfer_id} with ${entry.counterparty}, ${entry.hold_amount} ${what}`;
+    } else if (entry.counterparty) {
+      const arrow = entry.type === "TransferSent" ? "to" : "from";
+      const undoing = entry.reversal_of ? ` (reverses ${entry.reversal_of})` : "";
+      who = `${arrow} ${entry.counterparty}${undoing}`;
+    }
+    return [who, entry.reference].filter(Boolean).join(": ");
+  }
 
   function statementRow(entry) {
     const tr = document.createElement("tr");
-    let reference = entry.reference || "";
-    if (entry.counterparty) {
-      const arrow = entry.type === "TransferSent" ? "to" : "from";
-      reference = `${arrow} ${entry.counterparty}${reference ? `: ${reference}` : ""}`;
-    }
+    const reference = entryText(entry);
     tr.append(
       cell(entry.version, "num wide-only"),
       cell(ENTRY_NAMES[entry.type] || entry.type),

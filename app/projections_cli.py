@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +12,9 @@ from app.operational import explain_operational_errors, load_settings
 from app.progress import Progress
 from kernel.settings import Settings
 from read_side.views import ProjectionStatus
+
+if TYPE_CHECKING:
+    from projectors.catch_up import ProjectionContext
 
 
 @click.group()
@@ -68,49 +72,67 @@ def _chosen(names: Sequence[str], rebuild_all: bool) -> list[str]:
 
 
 async def _rebuild(
-    settings: Settings, names: list[str], dry_run: bool, batch_size: int, runner_wait_s: float
+    settings: Settings,
+    names: list[str],
+    dry_run: bool,
+    batch_size: int | None,
+    runner_wait_s: float,
 ) -> int:
     from projectors.catch_up import open_context
+
+    async with open_context(settings) as ctx:
+        if dry_run:
+            return await _dry_run(ctx, names, runner_wait_s)
+        await _rebuild_together(ctx, names, batch_size, runner_wait_s)
+        return 0
+
+
+async def _rebuild_together(
+    ctx: ProjectionContext, names: list[str], batch_size: int | None, runner_wait_s: float
+) -> None:
+    """One read of the store feeds every named projection (projectors/one_pass.py)."""
+    from projectors.rebuild import REBUILD_BATCH_SIZE, projection_named, rebuild_projections
+
+    head = await ctx.store.head_position()
+    with Progress(f"{', '.join(names)} rebuild", head) as progress:
+        results = await rebuild_projections(
+            ctx,
+            [projection_named(name) for name in names],
+            batch_size=batch_size or REBUILD_BATCH_SIZE,
+            on_batch=progress.advance,
+            runner_wait_s=runner_wait_s,
+        )
+    for result in results:
+        click.echo(
+            f"{result.projection}: rebuilt from {result.events:,} events; generation "
+            f"{result.old_generation} -> {result.new_generation} is live, "
+            f"{result.deleted_keys:,} old keys deleted "
+            f"(waited {result.runner_wait_s:.3f} s for the live runner)"
+        )
+
+
+async def _dry_run(ctx: ProjectionContext, names: list[str], runner_wait_s: float) -> int:
+    """How many of the named projections differ from a replay of the store."""
     from projectors.consistency import check_projection
-    from projectors.rebuild import projection_named, rebuild_projection
+    from projectors.rebuild import projection_named
 
     differing = 0
-    async with open_context(settings) as ctx:
-        for name in names:
-            head = await ctx.store.head_position()
-            label = f"{name} {'replay' if dry_run else 'rebuild'}"
-            if dry_run:
-                with Progress(label, head) as progress:
-                    comparison = await check_projection(
-                        ctx, projection_named(name), progress.advance, runner_wait_s=runner_wait_s
-                    )
-                if comparison.consistent:
-                    click.echo(
-                        f"{name}: consistent with a replay of the store "
-                        f"({comparison.keys_compared:,} keys at position {comparison.position:,})"
-                    )
-                else:
-                    differing += 1
-                    click.echo(
-                        f"{name}: {len(comparison.differences)} difference(s) from a replay:"
-                    )
-                    for line in comparison.differences:
-                        click.echo(f"  {line}")
-                continue
-            with Progress(label, head) as progress:
-                result = await rebuild_projection(
-                    ctx,
-                    projection_named(name),
-                    batch_size=batch_size,
-                    on_batch=progress.advance,
-                    runner_wait_s=runner_wait_s,
-                )
-            click.echo(
-                f"{name}: rebuilt from {result.events:,} events; generation "
-                f"{result.old_generation} -> {result.new_generation} is live, "
-                f"{result.deleted_keys:,} old keys deleted "
-                f"(waited {result.runner_wait_s:.3f} s for the live runner)"
+    for name in names:
+        head = await ctx.store.head_position()
+        with Progress(f"{name} replay", head) as progress:
+            comparison = await check_projection(
+                ctx, projection_named(name), progress.advance, runner_wait_s=runner_wait_s
             )
+        if comparison.consistent:
+            click.echo(
+                f"{name}: consistent with a replay of the store "
+                f"({comparison.keys_compared:,} keys at position {comparison.position:,})"
+            )
+            continue
+        differing += 1
+        click.echo(f"{name}: {len(comparison.differences)} difference(s) from a replay:")
+        for line in comparison.differences:
+            click.echo(f"  {line}")
     return differing
 
 
@@ -123,7 +145,11 @@ async def _rebuild(
     help="Replay into a scratch generation and compare with the live read models; "
     "exit 1 when they differ. Changes nothing live.",
 )
-@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    help="Events per batch of a rebuild (default 10,000).",
+)
 @click.option(
     "--runner-wait",
     "runner_wait_s",
@@ -133,7 +159,11 @@ async def _rebuild(
     help="Seconds to wait for the live runner to hand over its lock before giving up.",
 )
 def rebuild(
-    names: tuple[str, ...], rebuild_all: bool, dry_run: bool, batch_size: int, runner_wait_s: float
+    names: tuple[str, ...],
+    rebuild_all: bool,
+    dry_run: bool,
+    batch_size: int | None,
+    runner_wait_s: float,
 ) -> None:
     """Rebuild projections from position 0 beside the live ones, then switch atomically.
 

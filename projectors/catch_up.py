@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -146,7 +146,10 @@ async def apply_batch(
     gkeys = ctx.keys.generation(projection.name, target.generation)
     live_key = ctx.keys.live(projection.name)
     guard = target.guard
-    async with ctx.redis.pipeline(transaction=True) as tx:
+    async with (
+        guard.watching if guard else nullcontext(),
+        ctx.redis.pipeline(transaction=True) as tx,
+    ):
         try:
             await tx.watch(live_key, gkeys.meta, *([guard.key] if guard else []))
             if guard is not None and await tx.get(guard.key) != guard.token:

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -51,6 +51,10 @@ class Guard:
 
     key: str
     token: str
+    watching: asyncio.Lock = field(default_factory=asyncio.Lock, compare=False, repr=False)
+    """Held by a transaction while it WATCHes `key`, and by the lease while it renews: a renewal
+    (PEXPIRE) touches the key, which would fail that transaction's EXEC for nothing and make it
+    redo its work (with large rebuild batches, every third one or so)."""
 
 
 class Lease:
@@ -106,7 +110,11 @@ class Lease:
         while True:
             await asyncio.sleep(self._ttl_ms / 3000)
             try:
-                if not await self._redis.eval(_RENEW, 1, self.key, self.guard.token, self._ttl_ms):
+                async with self.guard.watching:
+                    renewed = await self._redis.eval(
+                        _RENEW, 1, self.key, self.guard.token, self._ttl_ms
+                    )
+                if not renewed:
                     self._lose("the lock expired or was taken by another run")
                     return
                 renewed_at = time.monotonic()

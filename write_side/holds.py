@@ -24,8 +24,6 @@ from write_side.domain.errors import (
     HoldIdTaken,
     HoldNotFound,
     HoldNotPending,
-    LedgerError,
-    StoreFailure,
 )
 from write_side.domain.hold import (
     PENDING,
@@ -49,11 +47,11 @@ from write_side.multi_account import (
     Workspace,
     decide_confirmed,
     keyed,
+    once_per_claim,
     once_per_key,
-    with_retries,
 )
 from write_side.publisher import EventPublisher
-from write_side.store.records import ANONYMOUS_CLIENT, CommandRecord, TransferExists, TransferRecord
+from write_side.store.records import ANONYMOUS_CLIENT, CommandRecord, TransferRecord
 
 
 def timestamp(moment: datetime) -> str:
@@ -106,25 +104,16 @@ class HoldRunner:
         hold_id = command.hold_id
         assert hold_id is not None
         claim = fingerprint(command)
-        earlier = await self._repository.find_transfer(hold_id)
-        if earlier is not None:
-            return replay_hold(earlier, claim)
         expires_at = self._clock() + timedelta(seconds=command.expires_in_s)
-        try:
-            outcome = await with_retries(
-                self._bus.deadline_s,
-                lambda fresh: self._attempt_place(command, expires_at, claim, record, fresh),
-            )
-        except TransferExists as taken:  # a racing request with this id appended first
-            return replay_hold(taken.record, claim)
-        except StoreFailure:
-            raise
-        except LedgerError:
-            earlier = await self._repository.find_transfer(hold_id)
-            if earlier is None:
-                raise
-            return replay_hold(earlier, claim)
-        await self._publisher.events_committed(command.from_account, outcome.position)
+        outcome = await once_per_claim(
+            self._repository,
+            self._bus.deadline_s,
+            hold_id,
+            lambda earlier: replay_hold(earlier, claim),
+            lambda fresh: self._attempt_place(command, expires_at, claim, record, fresh),
+        )
+        if not outcome.replayed:
+            await self._publisher.events_committed(command.from_account, outcome.position)
         return outcome
 
     async def _attempt_place(

@@ -33,6 +33,7 @@ from write_side.store.records import (
     ConcurrencyError,
     DuplicateCommand,
     MultiAppendResult,
+    TransferExists,
     TransferRecord,
 )
 
@@ -135,6 +136,34 @@ async def with_retries(deadline_s: float, attempt: Callable[[bool], Awaitable[T]
         if time.monotonic() >= deadline:
             raise CommandTimedOut("the accounts are too busy right now; retry the command")
         await back_off(attempts)
+
+
+async def once_per_claim(
+    repository: LedgerAccounts,
+    deadline_s: float,
+    claim_id: str,
+    replay: Callable[[TransferRecord], MultiOutcome],
+    attempt: Callable[[bool], Awaitable[MultiOutcome]],
+) -> MultiOutcome:
+    """A command whose id (`claim_id`: a transfer, hold or reversal id) is claimed in the
+    transaction of its events: answered through `replay` from the claim when it exists, else
+    `attempt(fresh)` until it does not lose a version race. A racing request that claimed the id
+    first, or whose appended state makes this one refused, is answered through `replay` too."""
+    earlier = await repository.find_transfer(claim_id)
+    if earlier is not None:
+        return replay(earlier)
+    try:
+        return await with_retries(deadline_s, attempt)
+    except TransferExists as taken:  # a racing request with this id appended first
+        return replay(taken.record)
+    except StoreFailure:
+        raise
+    except LedgerError:
+        # Refused on the state a racing first attempt left behind: answer with its outcome.
+        earlier = await repository.find_transfer(claim_id)
+        if earlier is None:
+            raise
+        return replay(earlier)
 
 
 async def once_per_key(

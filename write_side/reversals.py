@@ -17,9 +17,7 @@ from write_side.command_bus import CommandBus, fingerprint
 from write_side.commands import ReverseTransfer
 from write_side.domain.errors import (
     AlreadyReversed,
-    LedgerError,
     NotReversible,
-    StoreFailure,
     TransferNotFound,
 )
 from write_side.domain.hold import CAPTURED, resolution_id
@@ -30,12 +28,12 @@ from write_side.multi_account import (
     Workspace,
     decide_confirmed,
     keyed,
+    once_per_claim,
     once_per_key,
-    with_retries,
 )
 from write_side.publisher import EventPublisher
 from write_side.store.event_store import EventStore
-from write_side.store.records import ANONYMOUS_CLIENT, CommandRecord, TransferExists, TransferRecord
+from write_side.store.records import ANONYMOUS_CLIENT, CommandRecord, TransferRecord
 from write_side.transfers import side
 
 CAPTURE_EVENTS_ON_SENDER = 2
@@ -150,27 +148,16 @@ class ReversalRunner:
         self, command: ReverseTransfer, record: CommandRecord | None
     ) -> MultiOutcome:
         claim = fingerprint(command)
-        reversal = reversal_id(command.transfer_id)
-        earlier = await self._repository.find_transfer(reversal)
-        if earlier is not None:
-            return replay_reversal(earlier, claim)
         original = await recorded_transfer(self._store, command.transfer_id)
-        try:
-            outcome = await with_retries(
-                self._bus.deadline_s,
-                lambda fresh: self._attempt(original, command, claim, record, fresh),
-            )
-        except TransferExists as taken:  # a racing reversal of the same transfer appended first
-            return replay_reversal(taken.record, claim)
-        except StoreFailure:
-            raise
-        except LedgerError:
-            # Refused on the state a racing reversal left behind: answer as that race ended.
-            earlier = await self._repository.find_transfer(reversal)
-            if earlier is None:
-                raise
-            return replay_reversal(earlier, claim)
-        await self._publisher.events_committed(original.to_account, outcome.position)
+        outcome = await once_per_claim(
+            self._repository,
+            self._bus.deadline_s,
+            reversal_id(command.transfer_id),
+            lambda earlier: replay_reversal(earlier, claim),
+            lambda fresh: self._attempt(original, command, claim, record, fresh),
+        )
+        if not outcome.replayed:
+            await self._publisher.events_committed(original.to_account, outcome.position)
         return outcome
 
     async def _attempt(

@@ -16,7 +16,7 @@ from kernel.money import format_money
 from write_side.command_bus import CommandBus, fingerprint
 from write_side.commands import Transfer
 from write_side.domain.account import BankAccount
-from write_side.domain.errors import LedgerError, StoreFailure, TransferIdTaken
+from write_side.domain.errors import TransferIdTaken
 from write_side.domain.transfer import decide_transfer
 from write_side.multi_account import (
     LedgerAccounts,
@@ -24,11 +24,11 @@ from write_side.multi_account import (
     Workspace,
     decide_confirmed,
     keyed,
+    once_per_claim,
     once_per_key,
-    with_retries,
 )
 from write_side.publisher import EventPublisher
-from write_side.store.records import ANONYMOUS_CLIENT, CommandRecord, TransferExists, TransferRecord
+from write_side.store.records import ANONYMOUS_CLIENT, CommandRecord, TransferRecord
 
 
 def side(account: BankAccount) -> dict[str, Any]:
@@ -92,24 +92,15 @@ class TransferRunner:
             command = dataclasses.replace(command, transfer_id=uuid.uuid4().hex)
         assert command.transfer_id is not None
         claim = fingerprint(command)
-        earlier = await self._repository.find_transfer(command.transfer_id)
-        if earlier is not None:
-            return replay_transfer(earlier, claim)
-        try:
-            outcome = await with_retries(
-                self._bus.deadline_s, lambda fresh: self._attempt(command, claim, record, fresh)
-            )
-        except TransferExists as taken:  # a racing request with this id appended first
-            return replay_transfer(taken.record, claim)
-        except StoreFailure:
-            raise
-        except LedgerError:
-            # Refused on the state a racing first attempt left behind: answer with its outcome.
-            earlier = await self._repository.find_transfer(command.transfer_id)
-            if earlier is None:
-                raise
-            return replay_transfer(earlier, claim)
-        await self._publisher.events_committed(command.from_account, outcome.position)
+        outcome = await once_per_claim(
+            self._repository,
+            self._bus.deadline_s,
+            command.transfer_id,
+            lambda earlier: replay_transfer(earlier, claim),
+            lambda fresh: self._attempt(command, claim, record, fresh),
+        )
+        if not outcome.replayed:
+            await self._publisher.events_committed(command.from_account, outcome.position)
         return outcome
 
     async def _attempt(

@@ -98,7 +98,9 @@ def _print_banner(ports: StackPorts, token: str | None) -> None:
         f"  curl -s -X POST {write}/accounts/alice/deposit{auth}{json} "
         """-d '{"amount": "12.50"}'"""
     )
-    click.echo(f"  curl -s {query}/accounts/alice/balance{auth}")
+    # min_position: read your own write (the deposit's position in a new store), not a moment
+    # before the worker projected it.
+    click.echo(f"  curl -s '{query}/accounts/alice/balance?min_position=2'{auth}")
     click.echo("Ctrl-C stops everything.")
 
 

@@ -217,3 +217,26 @@ def test_an_admin_beside_bank_up_rebuilds_without_exporting_its_master_key(
 
     assert rebuild.returncode == 0, rebuild.stdout + rebuild.stderr
     assert "BANK_MASTER_KEY" not in rebuild.stderr
+
+
+def test_the_commands_the_banner_prints_work_when_pasted_at_once(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    env = _env(REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix)
+    stack = Stack(tmp_path, env)
+    try:
+        banner = stack.output().split("try:", 1)[1].split(BANNER_END, 1)[0]
+        commands = [line.strip() for line in banner.splitlines() if line.strip()]
+        assert len(commands) == 3, banner
+        pasted = subprocess.run(
+            ["bash", "-c", "\n".join(f"{c}; echo" for c in commands)],
+            env={**env, "BANK_TOKEN": stack.token},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        answers = [json.loads(line) for line in pasted.stdout.splitlines() if line.strip()]
+        assert [a.get("balance") for a in answers[1:]] == ["12.50", "12.50"], pasted.stdout
+        assert stack.stop() == 0
+    finally:
+        stack.kill()

@@ -10,7 +10,6 @@ Live runners yield the runner lock between batches to a rebuild that asked for i
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -31,6 +30,7 @@ from kernel.read_model_layout import (
     META_EVENTS,
     META_POSITION,
     ReadModelKeys,
+    checkpoint_message,
 )
 from kernel.settings import Settings
 from projectors import metrics
@@ -53,7 +53,6 @@ LOCK_TTL_S = 10.0
 """A runner renews its lock after every batch; a killed runner's lock frees itself this soon."""
 LINGER_S = 0.25
 """How long a job that caught up waits for the next announcement before it ends."""
-LINGER_POLL_S = 0.005
 RUNNING_TTL_S = 15
 """The running marker outlives a killed job by at most this; the sweep covers the gap."""
 JOB_BUDGET_S = 120.0
@@ -137,8 +136,9 @@ async def apply_batch(
     started: float | None = None,
 ) -> bool:
     """Apply `events` (read after `checkpoint`) and the new checkpoint in one transaction, with the
-    change feed's entries (the feed's projection, live generation only) and the worker's counts (`started` is when
-    the batch began, by `time.monotonic()`).
+    change feed's entries (the feed's projection, live generation only), the new checkpoint's
+    announcement (live generation only) and the worker's counts (`started` is when the batch
+    began, by `time.monotonic()`).
 
     False when the checkpoint moved since it was read (the caller re-reads and retries); raises
     GenerationMoved when the live pointer changed, LeaseLost when the target's guard lock did.
@@ -169,6 +169,8 @@ async def apply_batch(
             tx.hincrby(gkeys.meta, META_EVENTS, applied)
             if feed:
                 stage_progress(tx, gkeys, projection.name, (checkpoint, last), head, tip)
+            if target.generation == target.live:  # wakes the reads waiting for this position
+                tx.publish(ctx.keys.checkpoints, checkpoint_message(projection.name, last))
             seconds = time.monotonic() - (started if started is not None else time.monotonic())
             metrics.stage_batch(tx, ctx.keys.worker_metrics, projection.name, applied, seconds)
             await tx.execute()
@@ -282,17 +284,14 @@ async def catch_up_projection(ctx: ProjectionContext, projection: Projection, *,
 async def _more_announced(ctx: ProjectionContext) -> bool:
     """Whether events were announced since the last look; if not, stop being `running`.
 
-    While the running marker exists, publishers raise the pending flag without enqueueing a job.
-    The marker is dropped before the last look at the flag, so an announcement either finds no
-    marker (and enqueues a job) or is seen here (and this job goes round once more).
+    A short linger keeps one warm job going through the gaps of a steady load: it blocks on the
+    wake list, which every raised pending flag pushes a token onto, so an announcement wakes it at
+    once. While the running marker exists, publishers raise the flag without enqueueing a job. The
+    marker is dropped before the last look at the flag, so an announcement either finds no marker
+    (and enqueues a job) or is seen here (and this job goes round once more).
     """
-    lingering_until = time.monotonic() + LINGER_S
-    while True:  # a short linger keeps one warm job going through the gaps of a steady load
-        if await ctx.redis.exists(ctx.keys.nudge_pending):
-            return True
-        if time.monotonic() >= lingering_until:
-            break
-        await asyncio.sleep(LINGER_POLL_S)
+    if await ctx.redis.blpop([ctx.keys.nudge_wake], timeout=LINGER_S) is not None:
+        return True
     await ctx.redis.delete(ctx.keys.catch_up_running)
     if not await ctx.redis.exists(ctx.keys.nudge_pending):
         return False
@@ -315,7 +314,7 @@ async def run_catch_up(
         try:
             while True:
                 await ctx.redis.set(ctx.keys.catch_up_running, 1, ex=RUNNING_TTL_S)
-                await ctx.redis.delete(ctx.keys.nudge_pending)
+                await ctx.redis.delete(ctx.keys.nudge_pending, ctx.keys.nudge_wake)
                 for projection in PROJECTIONS:
                     passed[projection.name] += await catch_up_projection(
                         ctx, projection, wait=wait_for_locks

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, WatchError
 
-from kernel.change_feed import FEED_PROJECTION
+from kernel.change_feed import FEED_PROJECTION, META_FEED_TIP, ChangeId
 from kernel.events import RecordedEvent
 from kernel.master_key import MasterKey, master_key_of
 from kernel.read_model_layout import (
@@ -36,7 +36,7 @@ from kernel.settings import Settings
 from projectors import metrics
 from projectors.balances import BalancesProjection
 from projectors.batches import read_batch
-from projectors.change_feed import feed_tip, stage_progress
+from projectors.change_feed import stage_progress
 from projectors.head import RAISE_HEAD
 from projectors.lease import Guard, LeaseLost
 from projectors.projection import Projection
@@ -50,7 +50,9 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
 LOCK_TTL_S = 10.0
-"""A runner renews its lock after every batch; a killed runner's lock frees itself this soon."""
+"""A killed runner's lock frees itself this soon."""
+LOCK_RENEW_S = LOCK_TTL_S / 3
+"""A runner renews its lock after the first batch that ends this long after the last renewal."""
 LINGER_S = 0.25
 """How long a job that caught up waits for the next announcement before it ends."""
 RUNNING_TTL_S = 15
@@ -112,6 +114,36 @@ class Target:
     guard: Guard | None = None
 
 
+_LIVE_POSITION = """
+local generation = redis.call('GET', KEYS[2])
+if not generation then
+  redis.call('SET', KEYS[2], ARGV[1], 'NX')
+  generation = redis.call('GET', KEYS[2])
+end
+local checkpoint = redis.call('HGET', ARGV[2] .. generation .. ARGV[3], ARGV[4]) or '0'
+return {redis.call('EXISTS', KEYS[1]), tonumber(generation), tonumber(checkpoint)}
+"""
+"""KEYS: handover marker, live pointer. ARGV: first generation, the generation meta key around
+its number, the checkpoint field. Returns [handover asked (0/1), live generation, its checkpoint]:
+what a live runner looks at before each batch, in one round trip instead of three."""
+
+
+@dataclass(frozen=True, slots=True)
+class LivePosition:
+    handover_requested: bool
+    generation: int
+    checkpoint: int
+
+
+async def live_position(ctx: ProjectionContext, projection: str) -> LivePosition:
+    """The live generation of `projection` (created if there is none) and its checkpoint."""
+    before, after = ctx.keys.around_generation(projection, lambda keys: keys.meta)
+    keys = [ctx.keys.handover(projection), ctx.keys.live(projection)]
+    args: list[str | int] = [FIRST_GENERATION, before, after, META_POSITION]
+    handover, generation, checkpoint = await ctx.redis.eval(_LIVE_POSITION, len(keys), *keys, *args)
+    return LivePosition(bool(handover), int(generation), int(checkpoint))
+
+
 async def live_generation(ctx: ProjectionContext, projection: str) -> int:
     key = ctx.keys.live(projection)
     raw = await ctx.redis.get(key)
@@ -152,15 +184,19 @@ async def apply_batch(
     ):
         try:
             await tx.watch(live_key, gkeys.meta, *([guard.key] if guard else []))
-            if guard is not None and await tx.get(guard.key) != guard.token:
+            # Two reads under the WATCH, not one per value: each is a round trip.
+            live, head, token = await tx.mget(
+                live_key, ctx.keys.head, guard.key if guard else live_key
+            )
+            position, raw_tip = await tx.hmget(gkeys.meta, [META_POSITION, META_FEED_TIP])
+            if guard is not None and token != guard.token:
                 raise LeaseLost(f"{guard.key}: lost before a batch into g{target.generation}")
-            if int(await tx.get(live_key) or FIRST_GENERATION) != target.live:
+            if int(live or FIRST_GENERATION) != target.live:
                 raise GenerationMoved(projection.name)
-            if int(await tx.hget(gkeys.meta, META_POSITION) or 0) != checkpoint:
+            if int(position or 0) != checkpoint:
                 return False
-            head = int(await tx.get(ctx.keys.head) or 0)
             feed = projection.name == FEED_PROJECTION and target.generation == target.live
-            tip = await feed_tip(tx, gkeys) if feed else None
+            tip = ChangeId.parse(str(raw_tip)) if feed and raw_tip is not None else None
             tx.multi()  # type: ignore[no-untyped-call]  # redis-py leaves multi() unannotated
             applied = await projection.stage(ctx.redis, tx, gkeys, events, feed=feed)
             now = datetime.now(UTC).isoformat()
@@ -168,7 +204,8 @@ async def apply_batch(
             tx.hset(gkeys.meta, mapping={META_POSITION: last, META_ADVANCED_AT: now})
             tx.hincrby(gkeys.meta, META_EVENTS, applied)
             if feed:
-                stage_progress(tx, gkeys, projection.name, (checkpoint, last), head, tip)
+                stage_progress(tx, gkeys, projection.name, (checkpoint, last), int(head or 0), tip)
+            tx.eval(RAISE_HEAD, 1, ctx.keys.head, last)  # events the publishers did not announce
             if target.generation == target.live:  # wakes the reads waiting for this position
                 tx.publish(ctx.keys.checkpoints, checkpoint_message(projection.name, last))
             seconds = time.monotonic() - (started if started is not None else time.monotonic())
@@ -196,21 +233,24 @@ async def drain(
 
     Without `target` it follows the live generation (and a switch made by a rebuild); with one it
     fills that generation and raises GenerationMoved if the live pointer changes. Renews `lock`
-    after every batch; raises LockError if the lock was lost. With `yield_to_handover` it stops
+    after a batch once `LOCK_RENEW_S` have passed; raises LockError if the lock was lost. With `yield_to_handover` it stops
     early, between batches, when a rebuild asks for the runner lock; with `until` it stops at that
     position (an event's position) instead of at the end of the store.
     """
     passed = 0
+    renewed = time.monotonic()
     while True:
-        if yield_to_handover and await handover_requested(ctx, projection.name):
-            return passed
-        if target is None:
-            live = await live_generation(ctx, projection.name)
-            into = Target(live, live)
-        else:
-            into = target
         started = time.monotonic()
-        checkpoint = await checkpoint_of(ctx, projection.name, into.generation)
+        if target is None:
+            live = await live_position(ctx, projection.name)
+            if yield_to_handover and live.handover_requested:
+                return passed
+            into, checkpoint = Target(live.generation, live.generation), live.checkpoint
+        else:
+            if yield_to_handover and await handover_requested(ctx, projection.name):
+                return passed
+            into = target
+            checkpoint = await checkpoint_of(ctx, projection.name, into.generation)
         events = await ctx.revealed(await read_batch(ctx.store, checkpoint, batch_size))
         if until is not None:  # a checkpoint, so never inside a store transaction
             events = [event for event in events if event.position <= until]
@@ -219,20 +259,19 @@ async def drain(
         try:
             if await apply_batch(ctx, projection, into, checkpoint, events, started=started):
                 passed += len(events)
-                await ctx.redis.eval(RAISE_HEAD, 1, ctx.keys.head, events[-1].position)
                 if on_batch is not None:
                     on_batch(len(events), events[-1].position)
         except GenerationMoved:
             if target is not None:
                 raise
-        if lock is not None:
+        if lock is not None and time.monotonic() - renewed > LOCK_RENEW_S:
             await lock.reacquire()
+            renewed = time.monotonic()
 
 
 async def is_behind(ctx: ProjectionContext, projection: Projection) -> bool:
-    live = await live_generation(ctx, projection.name)
-    checkpoint = await checkpoint_of(ctx, projection.name, live)
-    return bool(await ctx.store.read_after(checkpoint, 1))
+    live = await live_position(ctx, projection.name)
+    return bool(await ctx.store.read_after(live.checkpoint, 1))
 
 
 async def handover_requested(ctx: ProjectionContext, projection: str) -> bool:
@@ -313,8 +352,10 @@ async def run_catch_up(
         await metrics.count_catch_up_run(ctx.redis, ctx.keys.worker_metrics)
         try:
             while True:
-                await ctx.redis.set(ctx.keys.catch_up_running, 1, ex=RUNNING_TTL_S)
-                await ctx.redis.delete(ctx.keys.nudge_pending, ctx.keys.nudge_wake)
+                async with ctx.redis.pipeline(transaction=False) as round_start:
+                    round_start.set(ctx.keys.catch_up_running, 1, ex=RUNNING_TTL_S)
+                    round_start.delete(ctx.keys.nudge_pending, ctx.keys.nudge_wake)
+                    await round_start.execute()
                 for projection in PROJECTIONS:
                     passed[projection.name] += await catch_up_projection(
                         ctx, projection, wait=wait_for_locks

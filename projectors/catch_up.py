@@ -10,9 +10,10 @@ Live runners yield the runner lock between batches to a rebuild that asked for i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -72,6 +73,10 @@ class ProjectionContext:
     """Opens the accounts' keys, so the folds see owners in clear (or `[erased]`)."""
     personal_data: PersonalData = field(init=False)
     """Built once per context, not per batch."""
+    reading: dict[tuple[int, int], asyncio.Task[list[RecordedEvent]]] = field(
+        init=False, default_factory=dict
+    )
+    """The batch reads in flight, by (after, size): see `batch_after`."""
 
     def __post_init__(self) -> None:
         keys = PersonalKeys(self.store.engine, self.master_key)
@@ -79,6 +84,25 @@ class ProjectionContext:
 
     async def revealed(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
         return await self.personal_data.reveal(events)
+
+    async def batch_after(self, after: int, size: int) -> list[RecordedEvent]:
+        """The batch after `after` (`read_batch`), revealed. The projections catch up side by side
+        from the same checkpoint, so a read asked for while the same read is in flight shares it:
+        one query for both. Only reads in flight are shared; a finished one is never reused, so
+        nobody gets an older view of the store than a read of its own would give."""
+        key = (after, size)
+        shared = self.reading.get(key)
+        if shared is None or shared.done():
+            shared = asyncio.ensure_future(self._read(after, size))
+            self.reading[key] = shared
+        try:
+            return await asyncio.shield(shared)
+        finally:
+            if shared.done() and self.reading.get(key) is shared:
+                del self.reading[key]
+
+    async def _read(self, after: int, size: int) -> list[RecordedEvent]:
+        return await self.revealed(await read_batch(self.store, after, size))
 
 
 @asynccontextmanager
@@ -226,6 +250,7 @@ async def drain(
     on_batch: Callable[[int, int], None] | None = None,
     yield_to_handover: bool = False,
     until: int | None = None,
+    stop_when_short: bool = False,
 ) -> int:
     """Apply batches until the store has nothing more; return how many events were passed.
     A batch holds `batch_size` events, or a few more so as not to split a store transaction.
@@ -235,7 +260,9 @@ async def drain(
     fills that generation and raises GenerationMoved if the live pointer changes. Renews `lock`
     after a batch once `LOCK_RENEW_S` have passed; raises LockError if the lock was lost. With `yield_to_handover` it stops
     early, between batches, when a rebuild asks for the runner lock; with `until` it stops at that
-    position (an event's position) instead of at the end of the store.
+    position (an event's position) instead of at the end of the store. With `stop_when_short` it
+    returns after applying a batch shorter than `batch_size` (it read to the end of the store)
+    instead of reading once more: for a caller that looks again after releasing its lock anyway.
     """
     passed = 0
     renewed = time.monotonic()
@@ -251,7 +278,7 @@ async def drain(
                 return passed
             into = target
             checkpoint = await checkpoint_of(ctx, projection.name, into.generation)
-        events = await ctx.revealed(await read_batch(ctx.store, checkpoint, batch_size))
+        events = await ctx.batch_after(checkpoint, batch_size)
         if until is not None:  # a checkpoint, so never inside a store transaction
             events = [event for event in events if event.position <= until]
         if not events:
@@ -259,6 +286,8 @@ async def drain(
         try:
             if await apply_batch(ctx, projection, into, checkpoint, events, started=started):
                 passed += len(events)
+                if stop_when_short and len(events) < batch_size:
+                    return passed
                 if on_batch is not None:
                     on_batch(len(events), events[-1].position)
         except GenerationMoved:
@@ -310,7 +339,9 @@ async def catch_up_projection(ctx: ProjectionContext, projection: Projection, *,
         if not await lock.acquire():
             return passed
         try:
-            passed += await drain(ctx, projection, lock=lock, yield_to_handover=True)
+            passed += await drain(
+                ctx, projection, lock=lock, yield_to_handover=True, stop_when_short=True
+            )
         except LockError:
             logger.warning("%s: lost the runner lock mid catch-up; stopping", projection.name)
             return passed
@@ -338,6 +369,17 @@ async def _more_announced(ctx: ProjectionContext) -> bool:
     return True
 
 
+async def _all_finished(runs: Iterable[Awaitable[int]]) -> list[int]:
+    """Run the projections' catch-ups side by side (one works while the other waits for Redis or
+    the store, and a batch of one never waits for a batch of the other); every run finishes before
+    the first error is raised, so none is still writing when the job cleans up."""
+    results = await asyncio.gather(*runs, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return [result for result in results if isinstance(result, int)]
+
+
 async def run_catch_up(
     settings: Settings, *, wait_for_locks: bool = False, budget_s: float = JOB_BUDGET_S
 ) -> dict[str, int]:
@@ -356,10 +398,12 @@ async def run_catch_up(
                     round_start.set(ctx.keys.catch_up_running, 1, ex=RUNNING_TTL_S)
                     round_start.delete(ctx.keys.nudge_pending, ctx.keys.nudge_wake)
                     await round_start.execute()
-                for projection in PROJECTIONS:
-                    passed[projection.name] += await catch_up_projection(
-                        ctx, projection, wait=wait_for_locks
-                    )
+                counts = await _all_finished(
+                    catch_up_projection(ctx, projection, wait=wait_for_locks)
+                    for projection in PROJECTIONS
+                )
+                for projection, count in zip(PROJECTIONS, counts, strict=True):
+                    passed[projection.name] += count
                 if time.monotonic() - started > budget_s or not await _more_announced(ctx):
                     return passed
         finally:

@@ -78,8 +78,10 @@ async def test_an_announced_checkpoint_wakes_the_waiting_requests_without_a_poll
         waiters = [asyncio.create_task(watcher.wait_for(BALANCES, 11, 5000)) for _ in range(100)]
         await asyncio.sleep(0.3)
         assert not any(w.done() for w in waiters), "nobody may pass before the position is reached"
-        # Only the announcement says 11: the checkpoint in Redis stays at 10.
-        await redis_client.publish(channel, checkpoint_message(BALANCES, 11))
+        # Only the announcement says 11: the checkpoint in Redis stays at 10. PUBLISH answers how
+        # many subscribers got it: 0 until the watcher's subscription has taken effect.
+        while not await redis_client.publish(channel, checkpoint_message(BALANCES, 11)):
+            await asyncio.sleep(0.01)
         await asyncio.wait_for(asyncio.gather(*waiters), 2)
     finally:
         await watcher.close()

@@ -2,9 +2,9 @@
 readable on the query API (GET /accounts/{id}/balance?min_position=P).
 
 Write API, query API and `bank worker` run as their own processes on one database, Redis prefix and
-RQ queue. An open-loop client (aiohttp on uvloop, in the suite's process, which is otherwise idle)
-starts deposits at a fixed rate; as each answers, it asks the query API for that account's balance
-at the returned position and times the gap. The gap includes one query round trip, so the same round trip
+RQ queue. An open-loop client (aiohttp, in the suite's process, which is otherwise idle) starts
+deposits at a fixed rate; as each answers, it asks the query API for that account's balance at the
+returned position and times the gap. The gap includes one query round trip, so the same round trip
 on an idle, caught-up system is reported beside it. The same servers are loaded at each offered
 rate in turn (`LOADS`, lightest first), each with its own figures and target.
 """
@@ -19,7 +19,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import aiohttp
-import uvloop
 
 from bench import serving
 from bench.config import BenchConfig
@@ -193,7 +192,7 @@ def run(env: BenchEnv, config: BenchConfig) -> Outcome:
                 sampled(write.process.pid, f"write API at {at}", profiles),
                 sampled(query.process.pid, f"query API at {at}", profiles),
             ):
-                samples, started = uvloop.run(_open_loop(write.url, query.url, rate, seconds))
+                samples, started = asyncio.run(_open_loop(write.url, query.url, rate, seconds))
             measured.append((load, rate, samples, started))
             time.sleep(SETTLE_S)
         idle_ms = asyncio.run(_idle_round_trip_ms(query.url, config.count(300, 100, 20)))

@@ -163,7 +163,8 @@ def _figures(
 def _note(rate: int, seconds: float, samples: LagSamples) -> list[str]:
     return [
         f"{TITLE} at {_offered(rate)}: {samples.commands_ok:,} deposits answered "
-        f"({samples.commands_failed} failed, {samples.reads_failed} reads failed) over {seconds:g} s.",
+        f"({samples.commands_failed} failed, {samples.reads_failed} reads failed) "
+        f"over {seconds:g} s.",
         *(
             f"{TITLE} at {_offered(rate)}: failure {what}: {n}"
             for what, n in samples.failures.most_common(3)

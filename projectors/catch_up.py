@@ -258,11 +258,12 @@ async def drain(
 
     Without `target` it follows the live generation (and a switch made by a rebuild); with one it
     fills that generation and raises GenerationMoved if the live pointer changes. Renews `lock`
-    after a batch once `LOCK_RENEW_S` have passed; raises LockError if the lock was lost. With `yield_to_handover` it stops
-    early, between batches, when a rebuild asks for the runner lock; with `until` it stops at that
-    position (an event's position) instead of at the end of the store. With `stop_when_short` it
-    returns after applying a batch shorter than `batch_size` (it read to the end of the store)
-    instead of reading once more: for a caller that looks again after releasing its lock anyway.
+    after a batch once `LOCK_RENEW_S` have passed; raises LockError if the lock was lost. With
+    `yield_to_handover` it stops early, between batches, when a rebuild asks for the runner lock;
+    with `until` it stops at that position (an event's position) instead of at the end of the
+    store. With `stop_when_short` it returns after applying a batch shorter than `batch_size` (it
+    read to the end of the store) instead of reading once more: for a caller that looks again
+    after releasing its lock anyway.
     """
     passed = 0
     renewed = time.monotonic()

@@ -6,9 +6,9 @@ request's own (one read, the common case being "already there"); after that the 
 of the process are woken together.
 
 What wakes them is the workers' announcement: every batch applied to a live generation publishes
-its projection's new checkpoint on a channel in the batch's MULTI/EXEC (`ReadModelKeys.checkpoints`),
-and one subscription per process, on a connection of its own, wakes the requests whose position it
-reached: no poll interval, no round trip. A shared poller still reads the checkpoints while anyone
+its projection's new checkpoint on a channel in the batch's MULTI/EXEC
+(`ReadModelKeys.checkpoints`), and one subscription per process, on a connection of its own, wakes
+the requests whose position it reached: no poll interval, no round trip. A shared poller still reads the checkpoints while anyone
 waits, every `FALLBACK_POLL_S` while the subscription listens (for what no batch announces: a
 rebuild's switch, a message lost with a connection) and every `POLL_S` while it does not.
 """
@@ -142,5 +142,5 @@ class CheckpointWatcher:
             finally:
                 self._listening = False
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
             await asyncio.sleep(RESUBSCRIBE_S)

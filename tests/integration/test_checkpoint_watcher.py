@@ -76,16 +76,24 @@ async def test_an_announced_checkpoint_wakes_the_waiting_requests_without_a_poll
     watcher = CheckpointWatcher(reader, subscriber, channel, fallback_poll_s=600)
     try:
         waiters = [asyncio.create_task(watcher.wait_for(BALANCES, 11, 5000)) for _ in range(100)]
+        await _subscribed(redis_client, channel)
+        reads_once_subscribed = reader.reads
         await asyncio.sleep(0.3)
         assert not any(w.done() for w in waiters), "nobody may pass before the position is reached"
-        # Only the announcement says 11: the checkpoint in Redis stays at 10. PUBLISH answers how
-        # many subscribers got it: 0 until the watcher's subscription has taken effect.
-        while not await redis_client.publish(channel, checkpoint_message(BALANCES, 11)):
-            await asyncio.sleep(0.01)
+        # The look on subscribing and a poll in flight at most: no polling while subscribed
+        # (~150 looks in 0.3 s at the poll interval).
+        assert reader.reads - reads_once_subscribed <= 3
+        # Only the announcement says 11: the checkpoint in Redis stays at 10.
+        assert await redis_client.publish(channel, checkpoint_message(BALANCES, 11)) == 1
         await asyncio.wait_for(asyncio.gather(*waiters), 2)
     finally:
         await watcher.close()
         await subscriber.aclose()
-    # 100 first looks, and a few until the subscription took effect: no polling after that
-    # (~150 looks in 0.3 s at the poll interval).
-    assert reader.reads < 100 + 20
+
+
+async def _subscribed(client: Redis, channel: str) -> None:
+    for _ in range(500):
+        if dict(await client.pubsub_numsub(channel)).get(channel):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the watcher never subscribed")

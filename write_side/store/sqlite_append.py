@@ -1,23 +1,27 @@
-"""Appending on SQLite: one append, inside the write transaction that sqlite_writer.py holds.
+"""Appending on SQLite: a batch of appends, inside the write transaction that sqlite_writer.py holds.
 
 That transaction begins with `BEGIN IMMEDIATE`, which takes the database's single write lock before
 the version checks, so appends are serialised and positions become visible in commit order, as on
-PostgreSQL; one append covers every stream it writes. Under that lock the append also extends the
-hash chain (kernel/chain.py): it reads the head's position and hash, and numbers and hashes its
-events itself; and it stores the personal-data keys of the accounts it opens, so a refused append
-rolls them back with everything else.
+PostgreSQL; one append covers every stream it writes. Under that lock the appends also extend the
+hash chain (kernel/chain.py): the batch reads the head's position and hash once, and numbers and
+hashes its events itself; and they store the personal-data keys of the accounts they open, so a
+refused append leaves none.
+
+The batch is checked in memory: one query reads the versions of every stream it writes and the
+chain's head, each append is checked (idempotency key, transfer ids, then versions: the order of
+bank_append_batch() on PostgreSQL) against that state as the appends before it in the batch left
+it, and only then is everything written, a few statements for the whole batch. Each statement
+releases Python's GIL and must win it back from the event loop's thread, so the count of statements
+per batch, not per append, is what keeps the write lock short.
 
 A key rides on its account's first event: that event is inserted into the view `keyed_events`
 (migration 0008), whose trigger stores the key and the event in one statement.
-
-Everything here is synchronous: the writer runs a whole batch of appends on its own thread, with no
-hop back to the event loop between statements while the write lock is held.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -35,6 +39,9 @@ from write_side.store.records import (
 )
 from write_side.store.schema import commands, events, transfers
 
+Outcome = MultiAppendResult | ConcurrencyError | DuplicateCommand | TransferExists
+"""What one append of a batch comes to: its result, or the refusal that wrote nothing."""
+
 
 @dataclass(frozen=True, slots=True)
 class SqliteAppend:
@@ -49,67 +56,30 @@ class SqliteAppend:
     new_keys: Mapping[str, bytes]
 
 
-def append_in_transaction(conn: sa.Connection, append: SqliteAppend) -> MultiAppendResult:
-    """Check and write `append` on `conn`, which holds the write lock in an open transaction;
-    raises ConcurrencyError, DuplicateCommand or TransferExists (having written nothing) when
-    refused."""
-    now = datetime.now(UTC)
-    new_events = append.new_events
-    position, previous = _check(
-        conn, append.expected_versions, append.command, append.claimed, append.valid_after
-    )
-    unkeyed = dict(append.new_keys)
-    versions = dict(append.expected_versions)
-    plain: list[dict[str, object]] = []
-    for stream, event in new_events:
-        versions[stream] += 1
-        position += 1
-        previous = event_hash(
-            previous,
-            position,
-            event.event_id,
-            stream,
-            versions[stream],
-            event.type,
-            event.schema_version,
-            now,
-            canonical_json(event.metadata),
-            canonical_json(event.payload),
-        )
-        row = {
-            "position": position,
-            "hash": previous,
-            "stream_id": stream,
-            "version": versions[stream],
-            "event_id": event.event_id,
-            "type": event.type,
-            "payload": event.payload,
-            "metadata": event.metadata,
-            "schema_version": event.schema_version,
-            "recorded_at": now,
-        }
-        wrapped_key = unkeyed.pop(stream, None)
-        if wrapped_key is None:
-            plain.append(row)
-        else:
-            _insert_keyed(conn, {**row, "wrapped_key": wrapped_key})
-    if plain:
-        conn.execute(events.insert(), plain)
-    if append.command is not None:
-        first = new_events[0][0]
-        _record_command(conn, append.command, first, versions[first], position, now)
-    for transfer in append.claimed:
-        conn.execute(
-            transfers.insert(),
-            {
-                "transfer_id": transfer.transfer_id,
-                "fingerprint": transfer.fingerprint,
-                "result": transfer.result,
-                "last_position": position,
-                "recorded_at": now,
-            },
-        )
-    return MultiAppendResult(position, versions)
+@dataclass(slots=True)
+class _Batch:
+    """The store as the batch's appends so far leave it, and the rows they will write."""
+
+    position: int
+    previous: str
+    versions: dict[str, int]
+    now: datetime
+    commands: dict[tuple[str, str], CommandRecord] = field(default_factory=dict)
+    transfers: dict[str, TransferRecord] = field(default_factory=dict)
+    event_rows: list[dict[str, object]] = field(default_factory=list)
+    keyed_rows: list[dict[str, object]] = field(default_factory=list)
+    command_rows: list[dict[str, object]] = field(default_factory=list)
+    transfer_rows: list[dict[str, object]] = field(default_factory=list)
+
+
+def append_batch(conn: sa.Connection, appends: Sequence[SqliteAppend]) -> list[Outcome]:
+    """Check and write `appends`, in order, on `conn`, which holds the write lock in an open
+    transaction. A refused append writes nothing and does not stop the others. A statement refused
+    by SQLite (IntegrityError, DataError) is raised; the caller rolls back what the batch wrote."""
+    batch = _read_state(conn, appends)
+    outcomes = [_plan(conn, append, batch) for append in appends]
+    _write(conn, batch)
+    return outcomes
 
 
 _VERSIONS_AND_HEAD = sa.text(
@@ -119,41 +89,125 @@ _VERSIONS_AND_HEAD = sa.text(
     "SELECT stream_id, max(version), NULL FROM events WHERE stream_id IN :streams "
     "GROUP BY stream_id"
 ).bindparams(sa.bindparam("streams", expanding=True))
-"""One round trip for what the append needs to know: each written stream's version and the
-chain's head (the row whose first column is NULL)."""
+"""One statement for what the batch needs to know: each written stream's version and the chain's
+head (the row whose first column is NULL; 0 and the genesis hash in an empty store, which the batch
+continues from, as AUTOINCREMENT would while no event is ever deleted)."""
 
 
-def _check(
-    conn: sa.Connection,
-    expected_versions: Mapping[str, int],
-    command: CommandRecord | None,
-    claimed: Sequence[TransferRecord],
-    valid_after: datetime,
-) -> tuple[int, str]:
-    """The same checks, in the same order, as bank_append_batch() on PostgreSQL; returns the
-    last event's position and hash (0 and the genesis hash in an empty store), which the append
-    continues from, as AUTOINCREMENT would while no event is ever deleted."""
-    if command is not None:
-        query = command_query(command.client, command.idempotency_key, valid_after)
-        existing = conn.execute(query).first()
-        if existing is not None:
-            raise DuplicateCommand(CommandRecord(*existing))
-    for transfer in claimed:
-        taken = conn.execute(transfer_query(transfer.transfer_id)).first()
-        if taken is not None:
-            raise TransferExists(TransferRecord(*taken))
-    rows = conn.execute(_VERSIONS_AND_HEAD, {"streams": sorted(expected_versions)})
-    current: dict[str, int] = {}
-    position, previous = 0, GENESIS
-    for stream, number, hash_ in rows:
+def _read_state(conn: sa.Connection, appends: Sequence[SqliteAppend]) -> _Batch:
+    streams = sorted({stream for append in appends for stream in append.expected_versions})
+    batch = _Batch(0, GENESIS, {}, datetime.now(UTC))
+    for stream, number, hash_ in conn.execute(_VERSIONS_AND_HEAD, {"streams": streams}):
         if stream is None:
-            position, previous = number, hash_ or GENESIS
+            batch.position, batch.previous = number, hash_ or GENESIS
         else:
-            current[stream] = number
-    for stream in sorted(expected_versions):
-        if current.get(stream, 0) != expected_versions[stream]:
-            raise ConcurrencyError(stream, expected_versions[stream], current.get(stream, 0))
-    return position, previous
+            batch.versions[stream] = number
+    return batch
+
+
+def _plan(conn: sa.Connection, append: SqliteAppend, batch: _Batch) -> Outcome:
+    """Check `append` against the batch's state; if it passes, number, hash and stage its rows."""
+    command = append.command
+    if command is not None:
+        earlier = batch.commands.get((command.client, command.idempotency_key))
+        if earlier is None:
+            query = command_query(command.client, command.idempotency_key, append.valid_after)
+            row = conn.execute(query).first()
+            earlier = CommandRecord(*row) if row else None
+        if earlier is not None:
+            return DuplicateCommand(earlier)
+    for transfer in append.claimed:
+        taken = batch.transfers.get(transfer.transfer_id)
+        if taken is None:
+            row = conn.execute(transfer_query(transfer.transfer_id)).first()
+            taken = TransferRecord(*row) if row else None
+        if taken is not None:
+            return TransferExists(taken)
+    for stream in sorted(append.expected_versions):
+        current = batch.versions.get(stream, 0)
+        if current != append.expected_versions[stream]:
+            return ConcurrencyError(stream, append.expected_versions[stream], current)
+    _stage(append, batch)
+    return MultiAppendResult(
+        batch.position, {s: batch.versions[s] for s in append.expected_versions}
+    )
+
+
+def _stage(append: SqliteAppend, batch: _Batch) -> None:
+    unkeyed = dict(append.new_keys)
+    now = batch.now
+    for stream, event in append.new_events:
+        version = batch.versions.get(stream, 0) + 1
+        batch.versions[stream] = version
+        batch.position += 1
+        batch.previous = event_hash(
+            batch.previous,
+            batch.position,
+            event.event_id,
+            stream,
+            version,
+            event.type,
+            event.schema_version,
+            now,
+            canonical_json(event.metadata),
+            canonical_json(event.payload),
+        )
+        row: dict[str, object] = {
+            "position": batch.position,
+            "hash": batch.previous,
+            "stream_id": stream,
+            "version": version,
+            "event_id": event.event_id,
+            "type": event.type,
+            "payload": event.payload,
+            "metadata": event.metadata,
+            "schema_version": event.schema_version,
+            "recorded_at": now,
+        }
+        wrapped_key = unkeyed.pop(stream, None)
+        if wrapped_key is None:
+            batch.event_rows.append(row)
+        else:
+            batch.keyed_rows.append({**row, "wrapped_key": wrapped_key})
+    command = append.command
+    if command is not None:
+        first = append.new_events[0][0]
+        record = CommandRecord(
+            command.idempotency_key,
+            command.fingerprint,
+            first,
+            batch.versions[first],
+            batch.position,
+            command.result,
+            command.client,
+        )
+        batch.commands[(command.client, command.idempotency_key)] = record
+        batch.command_rows.append(
+            {
+                "client": record.client,
+                "idempotency_key": record.idempotency_key,
+                "fingerprint": record.fingerprint,
+                "stream_id": record.stream_id,
+                "last_version": record.last_version,
+                "last_position": record.last_position,
+                "result": record.result,
+                "recorded_at": now,
+            }
+        )
+    for transfer in append.claimed:
+        claim = TransferRecord(
+            transfer.transfer_id, transfer.fingerprint, transfer.result, batch.position
+        )
+        batch.transfers[transfer.transfer_id] = claim
+        batch.transfer_rows.append(
+            {
+                "transfer_id": claim.transfer_id,
+                "fingerprint": claim.fingerprint,
+                "result": claim.result,
+                "last_position": claim.last_position,
+                "recorded_at": now,
+            }
+        )
 
 
 keyed_events = sa.table(
@@ -168,42 +222,42 @@ before 0008: the checks proved the stream empty) and refusing a tombstone (a for
 FORGOTTEN = "bank: the account was forgotten"
 """The trigger's refusal of a tombstoned account (frozen in migration 0008)."""
 
-
-def _insert_keyed(conn: sa.Connection, row: dict[str, object]) -> None:
-    try:
-        conn.execute(keyed_events.insert(), row)
-    except sa.exc.IntegrityError as exc:
-        if FORGOTTEN in str(exc.orig):  # raised inside the transaction: it rolls back
-            raise ConcurrencyError(str(row["stream_id"]), 0, 0) from None
-        raise
+_DROP_EXPIRED_COMMAND = commands.delete().where(
+    commands.c.client == sa.bindparam("client"),
+    commands.c.idempotency_key == sa.bindparam("idempotency_key"),
+)
 
 
-def _record_command(
-    conn: sa.Connection,
-    command: CommandRecord,
-    stream_id: str,
-    last_version: int,
-    position: int,
-    now: datetime,
-) -> None:
-    # Only an expired record of this client's key can still be there (the check above ignored
-    # it): the new command takes its place.
-    conn.execute(
-        commands.delete().where(
-            commands.c.client == command.client,
-            commands.c.idempotency_key == command.idempotency_key,
-        )
-    )
-    conn.execute(
-        commands.insert(),
-        {
-            "client": command.client,
-            "idempotency_key": command.idempotency_key,
-            "fingerprint": command.fingerprint,
-            "stream_id": stream_id,
-            "last_version": last_version,
-            "last_position": position,
-            "result": command.result,
-            "recorded_at": now,
-        },
-    )
+def _write(conn: sa.Connection, batch: _Batch) -> None:
+    if batch.event_rows:
+        conn.execute(events.insert(), batch.event_rows)
+    for row in batch.keyed_rows:
+        try:
+            conn.execute(keyed_events.insert(), row)
+        except sa.exc.IntegrityError as exc:
+            if FORGOTTEN in str(exc.orig):
+                raise AccountForgotten(str(row["stream_id"])) from None
+            raise
+    if batch.command_rows:
+        # Only an expired record of a client's key can still be there (the check ignored it):
+        # the new command takes its place.
+        keys = [
+            {"client": row["client"], "idempotency_key": row["idempotency_key"]}
+            for row in batch.command_rows
+        ]
+        conn.execute(_DROP_EXPIRED_COMMAND, keys)
+        conn.execute(commands.insert(), batch.command_rows)
+    if batch.transfer_rows:
+        conn.execute(transfers.insert(), batch.transfer_rows)
+
+
+class AccountForgotten(Exception):
+    """An append would key an account whose key `bank forget` destroyed: its opening lost to a
+    forgotten account of the same id (refused as a version conflict)."""
+
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(f"account {stream_id!r} was forgotten")
+        self.stream_id = stream_id
+
+    def as_conflict(self) -> ConcurrencyError:
+        return ConcurrencyError(self.stream_id, 0, 0)

@@ -5,10 +5,12 @@ appends of one process fought for that lock: each loser slept in SQLite's busy h
 whose naps grow to 100 ms) instead of being woken, and every statement of the winner was a hop to
 aiosqlite's thread and back through the event loop while the others waited. Here each process has
 one writer: a thread of its own with one connection. Appends that arrive while it writes queue up
-and go together in its next transaction (`BEGIN IMMEDIATE` ... `COMMIT`), each inside a savepoint,
-so a refused append (version conflict, duplicate idempotency key, taken transfer id, a rejected
-row) rolls back alone and fails only its own command. Under no load a transaction holds one append;
-under load one commit serves every append waiting for it.
+and go together in its next transaction (`BEGIN IMMEDIATE` ... `COMMIT`), checked in memory and
+written in a few statements (sqlite_append.py). A refused append (version conflict, duplicate
+idempotency key, taken transfer id) writes nothing and fails only its own command; a row SQLite
+itself refuses rolls the batch back, and its appends are then written one transaction each, so
+that refusal too fails only the append that caused it. Under no load a transaction holds one
+append; under load one commit serves every append waiting for it.
 
 Processes still share the file (`bank write-api --workers N`, the worker's hold expiry): across
 them `BEGIN IMMEDIATE` and the busy timeout (database.py) arbitrate, and expected versions reject
@@ -29,27 +31,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from write_side.metrics import APPEND_BATCH_SIZE
 from write_side.store.database import create_sync_store_engine
-from write_side.store.records import (
-    ConcurrencyError,
-    DuplicateCommand,
-    MultiAppendResult,
-    TransferExists,
-)
-from write_side.store.sqlite_append import SqliteAppend, append_in_transaction
+from write_side.store.records import MultiAppendResult
+from write_side.store.sqlite_append import AccountForgotten, Outcome, SqliteAppend, append_batch
 
 MAX_BATCH = 256
 
-_REFUSALS = (
-    ConcurrencyError,
-    DuplicateCommand,
-    TransferExists,
-    sa.exc.IntegrityError,
-    sa.exc.DataError,
-)
-"""What fails one append and not its batch: raised inside the append's savepoint, which is rolled
-back; the transaction and the other appends go on."""
+_ROW_REFUSALS = (AccountForgotten, sa.exc.IntegrityError, sa.exc.DataError)
+"""SQLite refused a row of the batch: its transaction rolled back, nothing of it was recorded."""
 
-Outcome = MultiAppendResult | BaseException
+BatchOutcome = Outcome | sa.exc.IntegrityError | sa.exc.DataError
 
 
 @dataclass(slots=True)
@@ -99,38 +89,47 @@ class SqliteWriter:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         loop = asyncio.get_running_loop()
         appends = [pending.append for pending in batch]
+        outcomes: list[MultiAppendResult | Exception]
         try:
-            outcomes = await loop.run_in_executor(self._thread, self._write, appends)
+            outcomes = [*await loop.run_in_executor(self._thread, self._write, appends)]
         except Exception as exc:  # noqa: BLE001 - the transaction failed: handed to every append
-            outcomes = [exc] * len(batch)
+            outcomes = [_as_refusal(exc)] * len(batch)
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.future.done():  # a cancelled request still had its append done
                 continue
-            if isinstance(outcome, BaseException):
+            if isinstance(outcome, Exception):
                 pending.future.set_exception(outcome)
             else:
                 pending.future.set_result(outcome)
 
-    def _write(self, appends: list[SqliteAppend]) -> list[Outcome]:
-        """On the writer's thread: every append of the batch in one transaction."""
+    def _write(self, appends: list[SqliteAppend]) -> list[BatchOutcome]:
+        """On the writer's thread: every append of the batch in one transaction. If SQLite refuses
+        a row, that transaction rolled back; each append is then written in one of its own, so the
+        refusal fails only the append that caused it."""
         if self._sync_engine is None:
             self._sync_engine = create_sync_store_engine(self._url)
-        outcomes: list[Outcome] = []
         with self._sync_engine.connect() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                for append in appends:
-                    outcomes.append(_append_in_savepoint(conn, append))
+            try:
+                with conn.begin():
+                    outcomes: list[BatchOutcome] = list(append_batch(conn, appends))
+            except _ROW_REFUSALS:
+                if len(appends) == 1:
+                    raise
+                outcomes = [_alone(conn, append) for append in appends]
         APPEND_BATCH_SIZE.observe(len(appends))
         return outcomes
 
 
-def _append_in_savepoint(conn: sa.Connection, append: SqliteAppend) -> Outcome:
-    savepoint = conn.begin_nested()
+def _alone(conn: sa.Connection, append: SqliteAppend) -> BatchOutcome:
     try:
-        result = append_in_transaction(conn, append)
-    except _REFUSALS as exc:
-        savepoint.rollback()
+        with conn.begin():
+            return append_batch(conn, [append])[0]
+    except AccountForgotten as exc:
+        return exc.as_conflict()
+    except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
         return exc
-    savepoint.commit()
-    return result
+
+
+def _as_refusal(exc: Exception) -> Exception:
+    return exc.as_conflict() if isinstance(exc, AccountForgotten) else exc

@@ -14,8 +14,7 @@ it, and only then is everything written, a few statements for the whole batch. E
 releases Python's GIL and must win it back from the event loop's thread, so the count of statements
 per batch, not per append, is what keeps the write lock short.
 
-A key rides on its account's first event: that event is inserted into the view `keyed_events`
-(migration 0008), whose trigger stores the key and the event in one statement.
+The rows are written by sqlite_rows.py.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from write_side.store.records import (
     TransferExists,
     TransferRecord,
 )
-from write_side.store.schema import commands, events, transfers
+from write_side.store.sqlite_rows import BatchRows, write_rows
 
 Outcome = MultiAppendResult | ConcurrencyError | DuplicateCommand | TransferExists
 """What one append of a batch comes to: its result, or the refusal that wrote nothing."""
@@ -66,10 +65,7 @@ class _Batch:
     now: datetime
     commands: dict[tuple[str, str], CommandRecord] = field(default_factory=dict)
     transfers: dict[str, TransferRecord] = field(default_factory=dict)
-    event_rows: list[dict[str, object]] = field(default_factory=list)
-    keyed_rows: list[dict[str, object]] = field(default_factory=list)
-    command_rows: list[dict[str, object]] = field(default_factory=list)
-    transfer_rows: list[dict[str, object]] = field(default_factory=list)
+    rows: BatchRows = field(default_factory=BatchRows)
 
 
 def append_batch(conn: sa.Connection, appends: Sequence[SqliteAppend]) -> list[Outcome]:
@@ -78,7 +74,7 @@ def append_batch(conn: sa.Connection, appends: Sequence[SqliteAppend]) -> list[O
     by SQLite (IntegrityError, DataError) is raised; the caller rolls back what the batch wrote."""
     batch = _read_state(conn, appends)
     outcomes = [_plan(conn, append, batch) for append in appends]
-    _write(conn, batch)
+    write_rows(conn, batch.rows)
     return outcomes
 
 
@@ -166,9 +162,9 @@ def _stage(append: SqliteAppend, batch: _Batch) -> None:
         }
         wrapped_key = unkeyed.pop(stream, None)
         if wrapped_key is None:
-            batch.event_rows.append(row)
+            batch.rows.events.append(row)
         else:
-            batch.keyed_rows.append({**row, "wrapped_key": wrapped_key})
+            batch.rows.keyed_events.append({**row, "wrapped_key": wrapped_key})
     command = append.command
     if command is not None:
         first = append.new_events[0][0]
@@ -182,7 +178,7 @@ def _stage(append: SqliteAppend, batch: _Batch) -> None:
             command.client,
         )
         batch.commands[(command.client, command.idempotency_key)] = record
-        batch.command_rows.append(
+        batch.rows.commands.append(
             {
                 "client": record.client,
                 "idempotency_key": record.idempotency_key,
@@ -199,7 +195,7 @@ def _stage(append: SqliteAppend, batch: _Batch) -> None:
             transfer.transfer_id, transfer.fingerprint, transfer.result, batch.position
         )
         batch.transfers[transfer.transfer_id] = claim
-        batch.transfer_rows.append(
+        batch.rows.transfers.append(
             {
                 "transfer_id": claim.transfer_id,
                 "fingerprint": claim.fingerprint,
@@ -208,56 +204,3 @@ def _stage(append: SqliteAppend, batch: _Batch) -> None:
                 "recorded_at": now,
             }
         )
-
-
-keyed_events = sa.table(
-    "keyed_events",
-    *(sa.column(column.name, column.type) for column in events.c),
-    sa.column("wrapped_key", sa.LargeBinary),
-)
-"""A view over nothing (migration 0008): an insert stores the event in `events` and its account's
-key in `personal_keys`, replacing a live key that no event uses (one left by an opening that failed
-before 0008: the checks proved the stream empty) and refusing a tombstone (a forgotten account)."""
-
-FORGOTTEN = "bank: the account was forgotten"
-"""The trigger's refusal of a tombstoned account (frozen in migration 0008)."""
-
-_DROP_EXPIRED_COMMAND = commands.delete().where(
-    commands.c.client == sa.bindparam("client"),
-    commands.c.idempotency_key == sa.bindparam("idempotency_key"),
-)
-
-
-def _write(conn: sa.Connection, batch: _Batch) -> None:
-    if batch.event_rows:
-        conn.execute(events.insert(), batch.event_rows)
-    for row in batch.keyed_rows:
-        try:
-            conn.execute(keyed_events.insert(), row)
-        except sa.exc.IntegrityError as exc:
-            if FORGOTTEN in str(exc.orig):
-                raise AccountForgotten(str(row["stream_id"])) from None
-            raise
-    if batch.command_rows:
-        # Only an expired record of a client's key can still be there (the check ignored it):
-        # the new command takes its place.
-        keys = [
-            {"client": row["client"], "idempotency_key": row["idempotency_key"]}
-            for row in batch.command_rows
-        ]
-        conn.execute(_DROP_EXPIRED_COMMAND, keys)
-        conn.execute(commands.insert(), batch.command_rows)
-    if batch.transfer_rows:
-        conn.execute(transfers.insert(), batch.transfer_rows)
-
-
-class AccountForgotten(Exception):
-    """An append would key an account whose key `bank forget` destroyed: its opening lost to a
-    forgotten account of the same id (refused as a version conflict)."""
-
-    def __init__(self, stream_id: str) -> None:
-        super().__init__(f"account {stream_id!r} was forgotten")
-        self.stream_id = stream_id
-
-    def as_conflict(self) -> ConcurrencyError:
-        return ConcurrencyError(self.stream_id, 0, 0)

@@ -32,7 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from write_side.metrics import APPEND_BATCH_SIZE
 from write_side.store.database import create_sync_store_engine
 from write_side.store.records import MultiAppendResult
-from write_side.store.sqlite_append import AccountForgotten, Outcome, SqliteAppend, append_batch
+from write_side.store.sqlite_append import Outcome, SqliteAppend, append_batch
+from write_side.store.sqlite_rows import AccountForgotten
 
 MAX_BATCH = 256
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bench import (
     aggregate_load,
     append,
+    embedded,
     hold_expiry,
     hot_account,
     lag,
@@ -42,6 +43,7 @@ BENCHMARKS = tuple(
         personal_data,
         hot_account,
         hold_expiry,
+        embedded,
     )
 )
 BY_NAME = {benchmark.name: benchmark for benchmark in BENCHMARKS}

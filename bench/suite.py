@@ -15,6 +15,7 @@ from bench import (
     personal_data,
     query_http,
     rebuild,
+    transfers_http,
     write_http,
 )
 from bench.config import BenchConfig
@@ -41,6 +42,7 @@ BENCHMARKS = tuple(
         peer,
         personal_data,
         hot_account,
+        transfers_http,
         hold_expiry,
     )
 )

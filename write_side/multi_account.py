@@ -144,12 +144,17 @@ async def once_per_claim(
     claim_id: str,
     replay: Callable[[TransferRecord], MultiOutcome],
     attempt: Callable[[bool], Awaitable[MultiOutcome]],
+    *,
+    generated: bool = False,
 ) -> MultiOutcome:
     """A command whose id (`claim_id`: a transfer, hold or reversal id) is claimed in the
     transaction of its events: answered through `replay` from the claim when it exists, else
     `attempt(fresh)` until it does not lose a version race. A racing request that claimed the id
-    first, or whose appended state makes this one refused, is answered through `replay` too."""
-    earlier = await repository.find_transfer(claim_id)
+    first, or whose appended state makes this one refused, is answered through `replay` too.
+
+    An id `generated` for this request (a fresh UUID) cannot have been claimed before: it is not
+    looked up (a round trip per command); its append still claims it."""
+    earlier = None if generated else await repository.find_transfer(claim_id)
     if earlier is not None:
         return replay(earlier)
     try:

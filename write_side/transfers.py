@@ -88,7 +88,8 @@ class TransferRunner:
         )
 
     async def _execute_new(self, command: Transfer, record: CommandRecord | None) -> MultiOutcome:
-        if command.transfer_id is None:
+        generated = command.transfer_id is None
+        if generated:
             command = dataclasses.replace(command, transfer_id=uuid.uuid4().hex)
         assert command.transfer_id is not None
         claim = fingerprint(command)
@@ -98,6 +99,7 @@ class TransferRunner:
             command.transfer_id,
             lambda earlier: replay_transfer(earlier, claim),
             lambda fresh: self._attempt(command, claim, record, fresh),
+            generated=generated,
         )
         if not outcome.replayed:
             await self._publisher.events_committed(command.from_account, outcome.position)

@@ -98,7 +98,7 @@ def draw_lag(points: list[LagPoint], path: Path, subtitle: str) -> None:
     target is a line across its bar."""
     rates = sorted({p.offered for p in points}, key=rate_order)
     stats = [s for s in LAG_STATS if any(p.stat == s for p in points)]
-    width = 0.8 / len(stats)
+    width = min(0.8 / len(stats), 0.26)
     fig, ax = _drawing(WIDTH_IN * 1.4, 5.0)
     for n, stat in enumerate(stats):
         xs, values = [], []

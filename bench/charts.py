@@ -117,7 +117,7 @@ def draw_lag(points: list[LagPoint], path: Path, subtitle: str) -> None:
         verdict = {True: "met", False: "missed", None: "not judged"}[point.met]
         where = f" at {point.offered}" if point.offered else ""
         label = f"target {point.stat}{where} ≤ {point.target_ms:,.0f} ms: {verdict}"
-        ax.plot([x - width * 0.6, x + width * 0.6], [point.target_ms] * 2, color=colour, lw=2.5,
+        ax.plot([x - width * 0.6, x + width * 0.6], [point.target_ms] * 2, color=colour, lw=2, ls="--",
                 label=label)  # fmt: skip
     ax.set_ylim(0, max(p.ms for p in points) * 1.4)
     names = [f"{r} offered" if r else "offered rate not named" for r in rates]

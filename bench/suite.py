@@ -16,6 +16,7 @@ from bench import (
     personal_data,
     query_http,
     rebuild,
+    transfers_http,
     write_http,
 )
 from bench.config import BenchConfig
@@ -42,6 +43,7 @@ BENCHMARKS = tuple(
         peer,
         personal_data,
         hot_account,
+        transfers_http,
         hold_expiry,
         embedded,
     )

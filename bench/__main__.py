@@ -1,7 +1,8 @@
 """`python -m bench [--quick] [--only NAME ...] [--workers N] [--profile] [--no-write]`.
 
 Runs the benchmarks (each in its own database and Redis prefix), prints the table and writes it,
-with the machine's description, between the markers of docs/benchmarks.md.
+with the machine's description, between the markers of docs/benchmarks.md; draws its charts next
+to that file (bench/charts.py) and shows them there.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.charts import for_doc as charts_for_doc
 from bench.config import BenchConfig
 from bench.environment import bench_environment
 from bench.machine import describe
 from bench.report import PROFILES, RESULTS, write_section
 from bench.results import Figure, Outcome, table
-from bench.suite import BENCHMARKS, BY_NAME
+from bench.suite import BENCHMARKS, BY_NAME, Benchmark
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -35,7 +37,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _results_body(config: BenchConfig, figures: list[Figure], notes: list[str], took: float) -> str:
+def _results_body(
+    config: BenchConfig, figures: list[Figure], notes: list[str], took: float, charts: list[str]
+) -> str:
     mode = "quick" if config.quick else "full"
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -46,11 +50,23 @@ def _results_body(config: BenchConfig, figures: list[Figure], notes: list[str], 
         "",
         table(figures),
         "",
+        *charts,
         "Notes from the run:",
         "",
         *(f"- {note}" for note in notes),
     ]
     return "\n".join(lines)
+
+
+def _charts(
+    args: argparse.Namespace, config: BenchConfig, figures: list[Figure], chosen: list[Benchmark]
+) -> list[str]:
+    """Draw the run's charts next to the doc; the markdown lines that show them."""
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    only = "".join(f" --only {b.name}" for b in chosen) if args.only else ""
+    subtitle = f"python -m bench{' --quick' if config.quick else ''}{only}, {when}"
+    complete = {b.name for b in chosen} == set(BY_NAME)
+    return charts_for_doc(figures, args.output, subtitle, complete=complete)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_write:
             write_section(args.output, PROFILES, body)
         return 0
-    body = _results_body(config, total.figures, total.notes, took)
+    charts = [] if args.no_write else _charts(args, config, total.figures, chosen)
+    body = _results_body(config, total.figures, total.notes, took, charts)
     print(body)
     if not args.no_write:
         write_section(args.output, RESULTS, body)

@@ -2,21 +2,20 @@
 
 PostgreSQL: EventStore.append (16 tasks, one event each, as benchmark 2) on a database migrated to
 0005 (no chain) and on one migrated to head, in alternating rounds so that load from other
-processes hits both alike. SQLite: the same against `append_sqlite` before and after the chain (the
-previous code is taken from git, `BASELINE_COMMIT`). Prints each rate and the ratio chained/plain.
+processes hits both alike. SQLite: the same through the SQLite writer on a database at head, with
+the chain's work (canonical JSON and SHA-256 per event) and with it replaced by a constant hash.
+Prints each rate and the ratio chained/plain.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -24,11 +23,11 @@ from alembic import command
 
 from bench.config import PG_ADMIN_URL
 from bench.fill import deposited
-from write_side.store import event_store
+from kernel.chain import canonical_json, event_hash
+from write_side.store import sqlite_append
 from write_side.store.database import create_async_store_engine
 from write_side.store.event_store import EventStore
 from write_side.store.migrate import alembic_config
-from write_side.store.sqlite_append import append_sqlite
 
 TASKS = 16
 ROUNDS = 7
@@ -55,28 +54,6 @@ async def _rate(url: str, seconds: float) -> float:
     finally:
         await engine.dispose()
     return sum(counts) / (time.perf_counter() - started)
-
-
-def _baseline_sqlite_append() -> Callable[..., Awaitable[object]]:
-    source = subprocess.run(
-        ["git", "show", f"{BASELINE_COMMIT}:write_side/store/sqlite_append.py"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    path = Path(tempfile.mkdtemp()) / "baseline_sqlite_append.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("baseline_sqlite_append", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    append: Callable[..., Awaitable[object]] = module.append_sqlite
-
-    async def without_keys(*args: object, new_keys: object = None) -> object:
-        return await append(*args)  # it predates the keys in the append (0008); none are sent
-
-    return without_keys
 
 
 def _compare(label: str, plain: Callable[[], float], chained: Callable[[], float]) -> None:
@@ -147,26 +124,28 @@ def _postgres(seconds: float) -> None:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _sqlite(seconds: float) -> None:
-    folder = Path(tempfile.mkdtemp())
-    plain_url, chained_url = f"sqlite:///{folder / 'plain.db'}", f"sqlite:///{folder / 'chain.db'}"
-    command.upgrade(alembic_config(plain_url), "0005")
-    command.upgrade(alembic_config(chained_url), "head")
-    baseline = _baseline_sqlite_append()
-    names = vars(event_store)  # the store calls the append_sqlite it imported: swap that name
+def _unchained(*_args: object) -> str:
+    return "0" * 64
 
-    def with_append(append: Callable[..., Awaitable[object]], url: str) -> float:
-        names["append_sqlite"] = append
+
+def _no_json(_value: object) -> str:
+    return ""
+
+
+def _sqlite(seconds: float) -> None:
+    url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'bank.db'}"
+    command.upgrade(alembic_config(url), "head")
+    names = vars(sqlite_append)  # the writer hashes with the functions it imported: swap them
+
+    def rate(chained: bool) -> float:
+        names["event_hash"] = event_hash if chained else _unchained
+        names["canonical_json"] = canonical_json if chained else _no_json
         try:
             return asyncio.run(_rate(url, seconds))
         finally:
-            names["append_sqlite"] = append_sqlite
+            names["event_hash"], names["canonical_json"] = event_hash, canonical_json
 
-    _compare(
-        "SQLite EventStore.append",
-        lambda: with_append(baseline, plain_url),
-        lambda: with_append(append_sqlite, chained_url),
-    )
+    _compare("SQLite EventStore.append", lambda: rate(False), lambda: rate(True))
 
 
 def main() -> None:

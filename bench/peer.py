@@ -1,7 +1,11 @@
-"""Benchmark 7: the same deposit workload in-process through the `eventsourcing` library (PostgreSQL
-persistence, snapshots every 100) and through our CommandBus (event store + aggregate, snapshots
-every 100). One caller each, commands one after another, over 100 accounts round-robin, for the
+"""Benchmark 7: the same deposit workload through the `eventsourcing` library (PostgreSQL
+persistence, snapshots every 100) and through ours (event store + aggregate, snapshots every 100).
+
+In-process: one caller each, commands one after another, over 100 accounts round-robin, for the
 same time: the figure is the cost of one command, which is what a peer comparison can be fair on.
+Over HTTP: the library's Application behind Litestar on the server the write API runs on
+(`bench.peer_app:create_http_app`, uvicorn with the API's worker count) against `bank write-api`,
+the same wrk deposit load as benchmark 1 (1,000 accounts, 32 connections) on each.
 """
 
 from __future__ import annotations
@@ -12,11 +16,17 @@ import time
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+from bench import serving
 from bench.config import BenchConfig
 from bench.environment import BenchEnv
+from bench.fill import open_load_accounts
+from bench.http_load import ACCOUNTS as HTTP_ACCOUNTS
+from bench.http_load import measure_server
 from bench.peer_app import PeerBank, postgres_env
 from bench.profiling import sampled
 from bench.results import Figure, Outcome
+from bench.servers import free_port
+from bench.wrk import LoadResult, account_id
 from write_side.account_cache import CachedAccounts
 from write_side.command_bus import CommandBus
 from write_side.commands import Deposit, OpenAccount
@@ -30,13 +40,17 @@ TITLE = "7. peer: eventsourcing library"
 ACCOUNTS = 100
 TARGET_RATIO = 5.0
 AMOUNT = Decimal("1.00")
+PEER_HTTP_APP = "bench.peer_app:create_http_app"
+
+
+def _peer_env(env: BenchEnv) -> dict[str, str]:
+    return postgres_env(urlsplit(env.database_url).path.lstrip("/"))
 
 
 def _peer_rate(env: BenchEnv, seconds: float, profiles: list[str] | None) -> float:
-    dbname = urlsplit(env.database_url).path.lstrip("/")
-    app = PeerBank(env=postgres_env(dbname))
+    app = PeerBank(env=_peer_env(env))
     try:
-        ids = [app.open_account(f"owner {n}") for n in range(ACCOUNTS)]
+        ids = [app.open_account(f"peer-{n}", f"owner {n}") for n in range(ACCOUNTS)]
         for n in range(ACCOUNTS):  # warm up
             app.deposit(ids[n], AMOUNT)
         done = 0
@@ -57,7 +71,7 @@ async def _our_rate(env: BenchEnv, seconds: float, profiles: list[str] | None) -
     repository = CachedAccounts(AccountRepository(EventStore(engine), 100))
     bus = CommandBus(repository, NoPublisher(), 2.0)
     try:
-        ids = [f"acct-{n:04d}" for n in range(ACCOUNTS)]
+        ids = [f"in-process-{n:03d}" for n in range(ACCOUNTS)]
         for account_id in ids:
             await bus.execute(OpenAccount(f"owner {account_id}", "USD", account_id))
         for account_id in ids:  # warm up
@@ -74,11 +88,46 @@ async def _our_rate(env: BenchEnv, seconds: float, profiles: list[str] | None) -
         await engine.dispose()
 
 
+def _http_rates(
+    env: BenchEnv, config: BenchConfig, profiles: list[str] | None
+) -> tuple[LoadResult, LoadResult]:
+    """The same wrk deposits on the library behind Litestar and on `bank write-api`."""
+    app = PeerBank(env=_peer_env(env))
+    try:
+        for n in range(HTTP_ACCOUNTS):
+            app.open_account(account_id(n), f"owner {n}")
+    finally:
+        app.close()
+    asyncio.run(open_load_accounts(env, HTTP_ACCOUNTS, project=False))
+    port = free_port()
+    peer = measure_server(
+        f"eventsourcing behind Litestar on uvicorn ({config.workers} worker)",
+        serving.uvicorn(PEER_HTTP_APP, port, config.workers),
+        port,
+        "deposits",
+        config,
+        env={**os.environ, **_peer_env(env)},
+        profiles=profiles,
+    )
+    port = free_port()
+    ours = measure_server(
+        "write API (bank write-api)",
+        serving.bank("write-api", port, config.workers),
+        port,
+        "deposits",
+        config,
+        env=env.process_env(),
+    )
+    return peer, ours
+
+
 def run(env: BenchEnv, config: BenchConfig) -> Outcome:
     seconds = config.seconds(10, 3, 0.5)
     profiles: list[str] | None = [] if config.profile else None
     peer = _peer_rate(env, seconds, profiles)
     ours = asyncio.run(_our_rate(env, seconds, profiles))
+    peer_http, ours_http = _http_rates(env, config, profiles)
+    http_ratio = ours_http.rate / peer_http.rate if peer_http.rate else 0.0
     t = TITLE
     outcome = Outcome(
         figures=[
@@ -93,8 +142,30 @@ def run(env: BenchEnv, config: BenchConfig) -> Outcome:
                 f"≥ {TARGET_RATIO:g} x the peer",
                 ours / peer >= TARGET_RATIO,
             ),
+            Figure(
+                t,
+                "peer over HTTP: eventsourcing behind Litestar (uvicorn), deposits/s (2xx)",
+                peer_http.rate,
+                "cmd/s",
+            ),
+            Figure(
+                t,
+                "ours over HTTP: bank write-api, deposits/s (2xx)",
+                ours_http.rate,
+                "cmd/s",
+                http_ratio,
+                "eventsourcing over HTTP",
+                f"≥ {TARGET_RATIO:g} x the peer",
+                http_ratio >= TARGET_RATIO,
+            ),
         ],
-        notes=[f"{TITLE}: one caller each, {ACCOUNTS} accounts round-robin, {seconds:g} s each."],
+        notes=[
+            f"{TITLE}: in-process one caller each, {ACCOUNTS} accounts round-robin, {seconds:g} s "
+            f"each; over HTTP wrk, {HTTP_ACCOUNTS:,} accounts, 32 connections: peer "
+            f"{peer_http.ok:,} answered 2xx, {peer_http.failed:,} failed, p50/p99 "
+            f"{peer_http.p50_ms:.1f}/{peer_http.p99_ms:.1f} ms; ours {ours_http.ok:,} 2xx, "
+            f"{ours_http.failed:,} failed, p50/p99 {ours_http.p50_ms:.1f}/{ours_http.p99_ms:.1f} ms."
+        ],
     )
     outcome.profiles.extend(profiles or [])
     return outcome

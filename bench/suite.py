@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bench import (
     aggregate_load,
     append,
+    embedded,
     hold_expiry,
     hot_account,
     lag,
@@ -15,6 +16,7 @@ from bench import (
     personal_data,
     query_http,
     rebuild,
+    transfers_http,
     write_http,
 )
 from bench.config import BenchConfig
@@ -41,7 +43,9 @@ BENCHMARKS = tuple(
         peer,
         personal_data,
         hot_account,
+        transfers_http,
         hold_expiry,
+        embedded,
     )
 )
 BY_NAME = {benchmark.name: benchmark for benchmark in BENCHMARKS}

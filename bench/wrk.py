@@ -49,6 +49,21 @@ end
 """
 
 
+_TRANSFERS = """
+local accounts = {accounts}
+local headers = {{["Content-Type"] = "application/json"}}
+local body = '{{"from_account": "acct-%04d", "to_account": "acct-%04d", "amount": "1.00"}}'
+math.randomseed(os.time())
+request = function()
+  local from = math.random(0, accounts - 1)
+  local to = (from + math.random(1, accounts - 1)) % accounts
+  return wrk.format("POST", "/transfers", headers, string.format(body, from, to))
+end
+"""
+
+_SCRIPTS = {"deposits": _DEPOSITS, "balances": _BALANCES, "transfers": _TRANSFERS}
+
+
 class WrkMissing(RuntimeError):
     """wrk is not installed (`make bench` installs it: apt-get install -y wrk)."""
 
@@ -75,15 +90,15 @@ class LoadResult:
 
 
 def _script(kind: str, accounts: int) -> str:
-    template = _DEPOSITS if kind == "deposits" else _BALANCES
-    return template.format(accounts=accounts) + _DONE
+    return _SCRIPTS[kind].format(accounts=accounts) + _DONE
 
 
 def run_wrk(
     url: str, kind: str, seconds: float, accounts: int, connections: int = CONNECTIONS
 ) -> LoadResult:
-    """Drive `url` with `kind` ("deposits" or "balances") requests for `seconds` (at least 1),
-    spread at random over the first `accounts` accounts, from `connections` connections."""
+    """Drive `url` with `kind` ("deposits", "transfers" or "balances") requests for `seconds` (at least 1),
+    spread at random over the first `accounts` accounts (a transfer: between two different
+    ones), from `connections` connections."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise WrkMissing("wrk is not installed: run `make bench` or `apt-get install -y wrk`")

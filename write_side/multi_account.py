@@ -4,16 +4,20 @@ append all their events in one store transaction (`EventStore.append_many`).
 The pieces are the command bus's, applied to many accounts: accounts are loaded through the same
 repository (cached first, fresh after a lost race or to confirm a refusal), a lost version race is
 retried until the bus's deadline, and an `Idempotency-Key` answers a retry from the stored outcome.
-No lock is held while deciding: the store's append lock serialises the appends and the expected
-versions catch a decision made on stale state, so overlapping commands cannot deadlock.
+No database lock is held while deciding: the store's append lock serialises the appends and the
+expected versions catch a decision made on stale state. Inside one process, transfers on the same
+account wait for each other (`AccountLocks`, taken in sorted order, so they cannot deadlock)
+instead of losing version races to each other.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -107,6 +111,49 @@ class Workspace:
         )
 
 
+@dataclass(slots=True)
+class _Held:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+class AccountLocks:
+    """Commands of this process over several accounts wait for each other, account by account,
+    instead of racing for the same versions: a lost race costs fresh loads, a pause and another
+    append. Locks are taken in sorted order, so two commands never wait for each other. Across
+    processes the expected versions still arbitrate."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, _Held] = {}
+
+    @asynccontextmanager
+    async def holding(self, account_ids: Iterable[str], wait_s: float) -> AsyncIterator[None]:
+        """Hold every one of `account_ids`; waiting longer than `wait_s` is CommandTimedOut."""
+        entered: list[tuple[str, _Held]] = []
+        acquired: list[_Held] = []
+        try:
+            try:
+                async with asyncio.timeout(wait_s):
+                    for account_id in sorted(set(account_ids)):
+                        held = self._held.setdefault(account_id, _Held())
+                        held.users += 1
+                        entered.append((account_id, held))
+                        await held.lock.acquire()
+                        acquired.append(held)
+            except TimeoutError:
+                raise CommandTimedOut(
+                    "the accounts are too busy right now; retry the command"
+                ) from None
+            yield
+        finally:
+            for held in acquired:
+                held.lock.release()
+            for account_id, held in entered:
+                held.users -= 1
+                if held.users == 0:
+                    del self._held[account_id]
+
+
 async def decide_confirmed(
     repository: LedgerAccounts, fresh: bool, decide: Callable[[Workspace], Awaitable[T]]
 ) -> tuple[Workspace, T]:
@@ -144,12 +191,17 @@ async def once_per_claim(
     claim_id: str,
     replay: Callable[[TransferRecord], MultiOutcome],
     attempt: Callable[[bool], Awaitable[MultiOutcome]],
+    *,
+    generated: bool = False,
 ) -> MultiOutcome:
     """A command whose id (`claim_id`: a transfer, hold or reversal id) is claimed in the
     transaction of its events: answered through `replay` from the claim when it exists, else
     `attempt(fresh)` until it does not lose a version race. A racing request that claimed the id
-    first, or whose appended state makes this one refused, is answered through `replay` too."""
-    earlier = await repository.find_transfer(claim_id)
+    first, or whose appended state makes this one refused, is answered through `replay` too.
+
+    An id `generated` for this request (a fresh UUID) cannot have been claimed before: it is not
+    looked up (a round trip per command); its append still claims it."""
+    earlier = None if generated else await repository.find_transfer(claim_id)
     if earlier is not None:
         return replay(earlier)
     try:

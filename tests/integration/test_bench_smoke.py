@@ -25,7 +25,7 @@ from bench.suite import BENCHMARKS, Benchmark
 pytestmark = pytest.mark.postgres
 
 SMOKE = BenchConfig(smoke=True)
-NEEDS_WRK = {"write_http", "query_http", "hot_account"}
+NEEDS_WRK = {"write_http", "query_http", "hot_account", "embedded", "transfers_http", "peer"}
 
 
 def _database_exists(name: str) -> bool:

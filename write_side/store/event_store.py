@@ -5,7 +5,8 @@ skips 10 forever. Every append therefore takes one store-wide lock before it ins
 commit. On PostgreSQL the lock, the version checks, the inserts, the idempotency records and the commit
 happen inside one PL/pgSQL call in autocommit mode: one round trip, no lock held across the network;
 concurrent appends of a process share that call and its disk flush (group_commit.py).
-On SQLite `BEGIN IMMEDIATE` takes the database's single write lock, which serialises the same way.
+On SQLite `BEGIN IMMEDIATE` takes the database's single write lock, which serialises the same way,
+and each process's appends share one writer thread and its transactions (sqlite_writer.py).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from write_side.store.records import (
 )
 from write_side.store.retention import DEFAULT_RETENTION, valid_after
 from write_side.store.schema import events, snapshots
-from write_side.store.sqlite_append import append_sqlite
+from write_side.store.sqlite_append import SqliteAppend
+from write_side.store.sqlite_writer import SqliteWriter
 
 
 class EventStore:
@@ -60,6 +62,7 @@ class EventStore:
         self._retention = idempotency_retention
         self._postgres = engine.dialect.name == "postgresql"
         self._batcher = AppendBatcher(engine)
+        self._writer = None if self._postgres else SqliteWriter(engine)
         # Reads are single statements: no transaction needed (the PostgreSQL engine is already
         # in autocommit; on SQLite this skips BEGIN, see database.py).
         self._autocommit = (
@@ -131,15 +134,16 @@ class EventStore:
                 (stream, dataclasses.replace(e, metadata={**e.metadata, "tx": tx}))
                 for stream, e in new_events
             ]
-        if not self._postgres:
-            return await append_sqlite(
-                self._engine,
-                new_events,
-                expected_versions,
-                command,
-                transfers,
-                valid_after(self._retention),
-                new_keys=new_keys,
+        if self._writer is not None:
+            return await self._writer.submit(
+                SqliteAppend(
+                    new_events,
+                    expected_versions,
+                    command,
+                    transfers,
+                    valid_after(self._retention),
+                    new_keys,
+                )
             )
         return await self._append_postgres(
             new_events, expected_versions, command, transfers, new_keys

@@ -86,12 +86,10 @@ async def current_version(conn: AsyncConnection, stream_id: str) -> int:
     return int((await conn.execute(query)).scalar_one())
 
 
-async def find_command(
-    conn: AsyncConnection, client: str, key: str, valid_after: datetime
-) -> CommandRecord | None:
+def command_query(client: str, key: str, valid_after: datetime) -> sa.Select[Any]:
     """The live record of `client`'s `key`: one recorded before `valid_after` has expired (the
     sweep may not have purged it yet) and is ignored. Pre-0004 records (ANY_CLIENT) match anyone."""
-    query = sa.select(
+    return sa.select(
         commands.c.idempotency_key,
         commands.c.fingerprint,
         commands.c.stream_id,
@@ -104,16 +102,24 @@ async def find_command(
         commands.c.client.in_([client, ANY_CLIENT]),
         commands.c.recorded_at >= valid_after,
     )
-    row = (await conn.execute(query)).first()
-    return CommandRecord(*row) if row else None
 
 
-async def find_transfer(conn: AsyncConnection, transfer_id: str) -> TransferRecord | None:
-    query = sa.select(
+def transfer_query(transfer_id: str) -> sa.Select[Any]:
+    return sa.select(
         transfers.c.transfer_id,
         transfers.c.fingerprint,
         transfers.c.result,
         transfers.c.last_position,
     ).where(transfers.c.transfer_id == transfer_id)
-    row = (await conn.execute(query)).first()
+
+
+async def find_command(
+    conn: AsyncConnection, client: str, key: str, valid_after: datetime
+) -> CommandRecord | None:
+    row = (await conn.execute(command_query(client, key, valid_after))).first()
+    return CommandRecord(*row) if row else None
+
+
+async def find_transfer(conn: AsyncConnection, transfer_id: str) -> TransferRecord | None:
+    row = (await conn.execute(transfer_query(transfer_id))).first()
     return TransferRecord(*row) if row else None

@@ -401,6 +401,16 @@ class GenerationKeys:
         return f"{self.base}:statement_times:{{{account_id}}}"
 
 
+def checkpoint_message(projection: str, position: int) -> str:
+    """What `ReadModelKeys.checkpoints` carries: a projection's live checkpoint after a batch."""
+    return f"{projection} {position}"
+
+
+def parse_checkpoint_message(message: str) -> tuple[str, int] | None:
+    projection, _, position = message.partition(" ")
+    return (projection, int(position)) if position.isdigit() else None
+
+
 @dataclass(frozen=True, slots=True)
 class ReadModelKeys:
     prefix: str
@@ -414,6 +424,18 @@ class ReadModelKeys:
     def nudge_pending(self) -> str:
         """Flag: events were announced that no catch-up has looked for yet (SET NX, with expiry)."""
         return f"{self.prefix}:projectors:pending"
+
+    @property
+    def nudge_wake(self) -> str:
+        """List: one token per raised pending flag, pushed with it; a lingering catch-up waits on
+        it with BLPOP, so an announcement wakes it at once (emptied with the flag)."""
+        return f"{self.prefix}:projectors:wake"
+
+    @property
+    def checkpoints(self) -> str:
+        """Pub/sub channel: each batch applied to a live generation publishes
+        `checkpoint_message(projection, position)` in its MULTI/EXEC; waiting reads wake on it."""
+        return f"{self.prefix}:projectors:checkpoints"
 
     @property
     def catch_up_running(self) -> str:

@@ -21,11 +21,16 @@ local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) > current then
   redis.call('SET', KEYS[1], ARGV[1])
 end
-if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) and redis.call('EXISTS', KEYS[3]) == 0 then
-  return 1
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
+  redis.call('RPUSH', KEYS[4], '1')
+  redis.call('EXPIRE', KEYS[4], ARGV[2])
+  if redis.call('EXISTS', KEYS[3]) == 0 then
+    return 1
+  end
 end
 return 0
 """
-"""KEYS: head, pending flag, running marker. ARGV: position, flag expiry in seconds.
+"""KEYS: head, pending flag, running marker, wake list. ARGV: position, flag expiry in seconds.
 Returns 1 when this call raised the pending flag and no catch-up is running, i.e. when the caller
-must enqueue a job. A running catch-up sees the flag before it ends and goes round once more."""
+must enqueue a job. Raising the flag also pushes a wake token: a lingering catch-up blocked on the
+list sees the flag at once, and a running one sees it before it ends and goes round once more."""

@@ -92,6 +92,7 @@ class RedisNudgePublisher:
             )
             self._script = self._redis.register_script(RAISE_HEAD_AND_FLAG)
         keys = [self._keys.head, self._keys.nudge_pending, self._keys.catch_up_running]
+        keys.append(self._keys.nudge_wake)
         raised = await self._script(keys=keys, args=[position, PENDING_TTL_S])
         return bool(raised)
 

@@ -27,7 +27,7 @@ from read_side.api.stream_routes import STREAM_ROUTES
 from read_side.change_hub import BLOCK_MS, ChangeHub
 from read_side.change_log import ChangeLog
 from read_side.dashboard.routes import DASHBOARD_ROUTES
-from read_side.freshness import CheckpointWatcher
+from read_side.freshness import LISTEN_S, CheckpointWatcher
 from read_side.history import HistoryReader
 from read_side.readers import ReadModelReader
 from web.observer import observe
@@ -81,8 +81,15 @@ def create_query_app(settings: Settings) -> Litestar:
         reader = ReadModelReader(client, settings.redis.prefix)
         app.state.reader = reader
         app.state.history = HistoryReader(client, settings.redis.prefix)
-        app.state.watcher = CheckpointWatcher(reader)
         keys = ReadModelKeys(settings.redis.prefix)
+        # The checkpoint announcements are followed on a connection of their own too.
+        subscriber = Redis.from_url(
+            settings.redis.url,
+            decode_responses=True,
+            socket_connect_timeout=SOCKET_TIMEOUT_S,
+            socket_timeout=LISTEN_S + SOCKET_TIMEOUT_S,
+        )
+        app.state.watcher = CheckpointWatcher(reader, subscriber, keys.checkpoints)
         app.state.change_log = ChangeLog(client, keys)
         # The hub's blocking XREAD gets a connection of its own, with a timeout beyond the block.
         hub_client = Redis.from_url(
@@ -97,6 +104,8 @@ def create_query_app(settings: Settings) -> Litestar:
         finally:
             await app.state.hub.close()
             await hub_client.aclose()
+            await app.state.watcher.close()
+            await subscriber.aclose()
             await client.aclose()
             await pool.aclose()
 

@@ -1,4 +1,5 @@
-"""Requests waiting for `min_position` share one checkpoint poller per process."""
+"""Requests waiting for `min_position` are woken by the workers' checkpoint announcements, and share
+one checkpoint poller per process."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from kernel.read_model_layout import BALANCES, ReadModelKeys
+from kernel.read_model_layout import BALANCES, ReadModelKeys, checkpoint_message
 from read_side.errors import ProjectionBehind
 from read_side.freshness import CheckpointWatcher
 from read_side.readers import ReadModelReader
@@ -26,7 +27,8 @@ class CountingReader(ReadModelReader):
 
 @pytest.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url, decode_responses=True)
+    # 100 waiters' first looks and the poller may all hold a connection at once.
+    client = Redis.from_url(redis_url, decode_responses=True, max_connections=200)
     yield client
     await client.aclose()
 
@@ -62,3 +64,36 @@ async def test_a_position_already_reached_answers_at_once_and_a_late_one_times_o
     with pytest.raises(ProjectionBehind) as behind:
         await watcher.wait_for(BALANCES, 6, 50)
     assert "at position 5" in str(behind.value)
+
+
+async def test_an_announced_checkpoint_wakes_the_waiting_requests_without_a_poll(
+    redis_client: Redis, redis_url: str, redis_prefix: str
+) -> None:
+    await _set_checkpoint(redis_client, redis_prefix, 10)
+    reader = CountingReader(redis_client, redis_prefix)
+    subscriber = Redis.from_url(redis_url, decode_responses=True)
+    channel = ReadModelKeys(redis_prefix).checkpoints
+    watcher = CheckpointWatcher(reader, subscriber, channel, fallback_poll_s=600)
+    try:
+        waiters = [asyncio.create_task(watcher.wait_for(BALANCES, 11, 5000)) for _ in range(100)]
+        await _subscribed(redis_client, channel)
+        reads_once_subscribed = reader.reads
+        await asyncio.sleep(0.3)
+        assert not any(w.done() for w in waiters), "nobody may pass before the position is reached"
+        # The look on subscribing and a poll in flight at most: no polling while subscribed
+        # (~150 looks in 0.3 s at the poll interval).
+        assert reader.reads - reads_once_subscribed <= 3
+        # Only the announcement says 11: the checkpoint in Redis stays at 10.
+        assert await redis_client.publish(channel, checkpoint_message(BALANCES, 11)) == 1
+        await asyncio.wait_for(asyncio.gather(*waiters), 2)
+    finally:
+        await watcher.close()
+        await subscriber.aclose()
+
+
+async def _subscribed(client: Redis, channel: str) -> None:
+    for _ in range(500):
+        if dict(await client.pubsub_numsub(channel)).get(channel):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the watcher never subscribed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from decimal import Decimal
 
@@ -121,14 +122,35 @@ def test_while_a_catch_up_runs_commits_raise_the_flag_without_queueing_more_jobs
     nudge(worker_env, [1, 2, 3])
     assert queued_jobs(worker_env) == []
     assert rdb.exists(keys.nudge_pending) == 1, "the running job will see the flag"
+    assert rdb.lrange(keys.nudge_wake, 0, -1) == ["1"], "one token wakes it, pushed with the flag"
 
     write_traffic(worker_env.store.database_url, accounts=2, events_per_account=3)
     rdb.delete(keys.catch_up_running)
     asyncio.run(run_catch_up(worker_env))
     assert rdb.exists(keys.catch_up_running) == 0, "a finished job no longer claims to run"
     assert rdb.exists(keys.nudge_pending) == 0
+    assert rdb.exists(keys.nudge_wake) == 0
     nudge(worker_env, [7])
     assert len(queued_jobs(worker_env)) == 1
+
+
+def test_each_batch_applied_to_a_live_generation_announces_its_checkpoint(
+    worker_env: Settings, rdb: redis.Redis
+) -> None:
+    head = write_traffic(worker_env.store.database_url, accounts=3, events_per_account=4)
+    subscription = rdb.pubsub(ignore_subscribe_messages=True)
+    subscription.subscribe(ReadModelKeys(worker_env.redis.prefix).checkpoints)
+    try:
+        asyncio.run(run_catch_up(worker_env))
+        announced = []
+        deadline = time.monotonic() + 1.0
+        while len(announced) < 2 and time.monotonic() < deadline:
+            # None also for the subscription's own confirmation, which is ignored.
+            if (message := subscription.get_message(timeout=0.1)) is not None:
+                announced.append(message["data"])
+    finally:
+        subscription.close()
+    assert sorted(announced) == [f"{BALANCES} {head}", f"{STATEMENTS} {head}"]
 
 
 def test_running_the_catch_up_again_changes_nothing(worker_env: Settings, rdb: redis.Redis) -> None:

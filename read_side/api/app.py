@@ -22,33 +22,19 @@ from auth.redis_resolver import RedisKeyResolver
 from kernel.read_model_layout import ReadModelKeys
 from kernel.settings import Settings
 from read_side.api.errors import EXCEPTION_HANDLERS
-from read_side.api.routes import ROUTES
+from read_side.api.routes import ROUTES, STATE_KEY, QueryReads
 from read_side.api.stream_routes import STREAM_ROUTES
 from read_side.change_hub import BLOCK_MS, ChangeHub
 from read_side.change_log import ChangeLog
 from read_side.dashboard.routes import DASHBOARD_ROUTES
 from read_side.freshness import CheckpointWatcher
 from read_side.history import HistoryReader
+from read_side.pipelined_redis import PipelinedRedis
 from read_side.readers import ReadModelReader
 from web.observer import observe
 
 SOCKET_TIMEOUT_S = 2.0
 MAX_REDIS_CONNECTIONS = 64
-
-
-def _provide_reader(state: State) -> ReadModelReader:
-    reader: ReadModelReader = state.reader
-    return reader
-
-
-def _provide_history(state: State) -> HistoryReader:
-    history: HistoryReader = state.history
-    return history
-
-
-def _provide_watcher(state: State) -> CheckpointWatcher:
-    watcher: CheckpointWatcher = state.watcher
-    return watcher
 
 
 def _provide_hub(state: State) -> ChangeHub:
@@ -78,10 +64,15 @@ def create_query_app(settings: Settings) -> Litestar:
             retry=Retry(ExponentialBackoff(cap=0.05, base=0.005), 2),
         )
         client = Redis(connection_pool=pool)
-        reader = ReadModelReader(client, settings.redis.prefix)
-        app.state.reader = reader
-        app.state.history = HistoryReader(client, settings.redis.prefix)
-        app.state.watcher = CheckpointWatcher(reader)
+        hot = (
+            PipelinedRedis(settings.redis.url, SOCKET_TIMEOUT_S)
+            if PipelinedRedis.supports(settings.redis.url)
+            else None
+        )
+        reader = ReadModelReader(client, settings.redis.prefix, hot)
+        app.state[STATE_KEY] = QueryReads(
+            reader, HistoryReader(client, settings.redis.prefix), CheckpointWatcher(reader)
+        )
         keys = ReadModelKeys(settings.redis.prefix)
         app.state.change_log = ChangeLog(client, keys)
         # The hub's blocking XREAD gets a connection of its own, with a timeout beyond the block.
@@ -99,14 +90,13 @@ def create_query_app(settings: Settings) -> Litestar:
             await hub_client.aclose()
             await client.aclose()
             await pool.aclose()
+            if hot is not None:
+                await hot.aclose()
 
     app = Litestar(
         route_handlers=[*ROUTES, *STREAM_ROUTES, *DASHBOARD_ROUTES],
         lifespan=[redis_client],
         dependencies={
-            "reader": Provide(_provide_reader, sync_to_thread=False),
-            "history": Provide(_provide_history, sync_to_thread=False),
-            "watcher": Provide(_provide_watcher, sync_to_thread=False),
             "hub": Provide(_provide_hub, sync_to_thread=False),
             "change_log": Provide(_provide_change_log, sync_to_thread=False),
         },

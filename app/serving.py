@@ -1,8 +1,9 @@
 """How `bank write-api` and `bank query-api` serve their app: granian, one supervisor process and
 `workers` worker processes, each building the app from its factory.
 
-granian parses HTTP in Rust and hands Python one ready ASGI call per request; on the balance read
-and the deposit it left the most CPU to the app (docs/benchmarks.md, 1 and 6). SIGINT or SIGTERM
+granian parses HTTP in Rust and hands Python one ready ASGI call per request: the balance read
+served ~23% more reads on it than on uvicorn, and the minimal apps 1.5-1.8x; the deposit measured
+about the same on both (docs/benchmarks.md, 1 and 6). SIGINT or SIGTERM
 to the supervisor stops the workers: each finishes its requests and runs the app's shutdown
 (lifespan) hooks; one still busy after `STOP_GRACE_S` is killed. The benchmarks serve their
 minimal ceiling apps through `serve` too (`python -m app.serving FACTORY HOST PORT WORKERS`), so

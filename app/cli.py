@@ -29,35 +29,9 @@ def migrate() -> None:
 
 
 def _serve(factory: str, host: str, port: int, workers: int) -> None:
-    import uvicorn
+    from app.serving import serve
 
-    _fresh_metrics_dir()
-
-    uvicorn.run(
-        factory,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
-
-
-def _fresh_metrics_dir() -> None:
-    """prometheus_client's multiprocess mode: every worker of this server writes its samples to
-    one directory and a scrape of any worker sums them all. It must be set before the workers
-    import prometheus_client, and must not hold the files of an earlier run."""
-    import os
-    import tempfile
-
-    os.environ[MULTIPROC_DIR] = tempfile.mkdtemp(prefix="bank-metrics-")
-
-
-MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+    serve(factory, host, port, workers)
 
 
 @bank.command("write-api")

@@ -13,14 +13,14 @@ from write_side.api.app import create_write_app
 
 
 def write_api_from_env() -> Litestar:
-    """The factory `bank write-api` serves (uvicorn factory=True), once per worker process."""
+    """The factory `bank write-api` serves (granian, factory=True), once per worker process."""
     settings = Settings.from_env()
     configure_logging(settings.log)
     return create_write_app(settings, RedisNudgePublisher)
 
 
 def query_api_from_env() -> Litestar:
-    """The factory `bank query-api` serves (uvicorn factory=True), once per worker process."""
+    """The factory `bank query-api` serves (granian, factory=True), once per worker process."""
     settings = Settings.from_env()
     configure_logging(settings.log)
     return create_query_app(settings)

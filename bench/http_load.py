@@ -1,6 +1,7 @@
 """One HTTP measurement, shared by the write and query benchmarks: start a server, warm it up, drive
-it with wrk, stop it. The ceilings (a minimal app on granian and on uvicorn) go through the same
-function, so a target and its ceilings differ only in the app being served.
+it with wrk, stop it. The ceiling (a minimal app served as the APIs are: granian, app/serving.py)
+and the peer (the minimal app on uvicorn) go through the same function, so a target and its
+ceiling differ only in the app being served.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def measure_server(
 @dataclass(frozen=True, slots=True)
 class AgainstCeilings:
     granian: LoadResult
-    """The minimal app on one granian process: the ceiling."""
+    """The minimal app served as the APIs are (granian, one worker process): the ceiling."""
     uvicorn: LoadResult
     """The minimal app on uvicorn with the API's worker count: the peer."""
     api: LoadResult
@@ -57,11 +58,16 @@ def measure_against_ceilings(
     env: Mapping[str, str],
     profiles: list[str] | None,
 ) -> AgainstCeilings:
-    """The same wrk load on the minimal app (granian, then uvicorn) and on `bank <process>`."""
+    """The same wrk load on the minimal app (served as the APIs are, then on uvicorn) and on
+    `bank <process>`."""
     workers = config.workers
     port = free_port()
     granian = measure_server(
-        f"{minimal_label} on granian", serving.granian(minimal_app, port), port, kind, config
+        f"{minimal_label} on granian",
+        serving.served_like_the_apis(minimal_app, port),
+        port,
+        kind,
+        config,
     )
     port = free_port()
     uvicorn = measure_server(

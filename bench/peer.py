@@ -4,7 +4,7 @@ persistence, snapshots every 100) and through ours (event store + aggregate, sna
 In-process: one caller each, commands one after another, over 100 accounts round-robin, for the
 same time: the figure is the cost of one command, which is what a peer comparison can be fair on.
 Over HTTP: the library's Application behind Litestar on the server the write API runs on
-(`bench.peer_app:create_http_app`, uvicorn with the API's worker count) against `bank write-api`,
+(`bench.peer_app:create_http_app`, served as the APIs are: granian, the API's worker count) against `bank write-api`,
 the same wrk deposit load as benchmark 1 (1,000 accounts, 32 connections) on each.
 """
 
@@ -101,8 +101,8 @@ def _http_rates(
     asyncio.run(open_load_accounts(env, HTTP_ACCOUNTS, project=False))
     port = free_port()
     peer = measure_server(
-        f"eventsourcing behind Litestar on uvicorn ({config.workers} worker)",
-        serving.uvicorn(PEER_HTTP_APP, port, config.workers),
+        f"eventsourcing behind Litestar on granian ({config.workers} worker)",
+        serving.served_like_the_apis(PEER_HTTP_APP, port, config.workers),
         port,
         "deposits",
         config,
@@ -144,7 +144,7 @@ def run(env: BenchEnv, config: BenchConfig) -> Outcome:
             ),
             Figure(
                 t,
-                "peer over HTTP: eventsourcing behind Litestar (uvicorn), deposits/s (2xx)",
+                "peer over HTTP: eventsourcing behind Litestar (granian), deposits/s (2xx)",
                 peer_http.rate,
                 "cmd/s",
             ),

@@ -1,7 +1,10 @@
-"""The command lines that serve an app: the ceiling's server (granian) and the APIs' own (uvicorn).
+"""The command lines that serve an app: the APIs' own server (granian, through `app.serving`) for
+the ceilings, and uvicorn for the peer.
 
-uvicorn is started exactly as `bank write-api` / `bank query-api` start it (app/cli.py `_serve`):
-uvloop, httptools, log level warning, no access log.
+The ceilings are served by the very function `bank write-api` / `bank query-api` serve with
+(app/serving.py: granian, uvloop, the same options), so a ceiling and an API differ only in the
+app. uvicorn is started as the APIs were before they moved to granian: uvloop, httptools, log level
+warning, no access log.
 """
 
 from __future__ import annotations
@@ -9,19 +12,8 @@ from __future__ import annotations
 from bench.servers import HOST, python_module
 
 
-def granian(factory: str, port: int, workers: int = 1) -> list[str]:
-    return python_module(
-        "granian",
-        "--interface", "asgi",
-        "--host", HOST,
-        "--port", str(port),
-        "--workers", str(workers),
-        "--loop", "uvloop",
-        "--no-ws",
-        "--log-level", "warning",
-        "--factory",
-        factory,
-    )  # fmt: skip
+def served_like_the_apis(factory: str, port: int, workers: int = 1) -> list[str]:
+    return python_module("app.serving", factory, HOST, str(port), str(workers))
 
 
 def uvicorn(factory: str, port: int, workers: int = 1) -> list[str]:

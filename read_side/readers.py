@@ -10,7 +10,7 @@ moved and, if it did, reads again from the new generation.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Literal, TypeVar, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import msgspec
 from redis.asyncio import Redis
@@ -112,14 +112,24 @@ def _hold(hold_id: str, stored: StoredHold) -> Hold:
     )
 
 
-class ReadModelReader:
-    """Queries over one Redis client (decode_responses=True); safe to share within an event loop."""
+class ScriptHost(Protocol):
+    """What runs the hot reads' scripts: the redis-py client, or the query API's pipelined
+    connection (read_side/pipelined_redis.py)."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def register_script(self, script: str) -> Callable[..., Awaitable[Any]]: ...
+
+
+class ReadModelReader:
+    """Queries over one Redis client (decode_responses=True); safe to share within an event loop.
+    The two hot reads (a balance or other hash of the live generation, a checkpoint) run their
+    script on `scripts`, the client itself unless given."""
+
+    def __init__(self, redis: Redis, prefix: str, scripts: ScriptHost | None = None) -> None:
         self._redis = redis
         self._keys = ReadModelKeys(prefix)
-        self._hgetall_in_live = redis.register_script(_HGETALL_IN_LIVE)
-        self._hget_in_live = redis.register_script(_HGET_IN_LIVE)
+        host: ScriptHost = redis if scripts is None else scripts
+        self._hgetall_in_live = host.register_script(_HGETALL_IN_LIVE)
+        self._hget_in_live = host.register_script(_HGET_IN_LIVE)
 
     async def _live_hash(
         self, projection: str, key_of: Callable[[GenerationKeys], str]

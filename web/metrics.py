@@ -1,7 +1,7 @@
 """Prometheus metrics of the HTTP edge and the `/metrics` exposition both APIs serve.
 
 Served processes run prometheus_client in multiprocess mode: `bank write-api` and `bank query-api`
-point `PROMETHEUS_MULTIPROC_DIR` at a fresh directory before their workers start (app/cli.py), each
+point `PROMETHEUS_MULTIPROC_DIR` at a fresh directory before their workers start (app/serving.py), each
 worker writes its samples there, and a scrape of any worker adds up all of them. Without the
 variable (an app built in-process) the default registry of the one process is exported.
 """

@@ -5,10 +5,11 @@ otherwise a new one. Kept in a context variable so every log line of the request
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from contextvars import ContextVar
 
 HEADER = "x-request-id"
+HEADER_BYTES = HEADER.encode()
 CURRENT: ContextVar[str | None] = ContextVar("request_id", default=None)
 """The id of the request this task serves; None outside a request."""
 
@@ -19,4 +20,4 @@ _USABLE = re.compile(r"\A[A-Za-z0-9._:/+=-]{1,128}\Z")
 def chosen_or_new(sent: str | None) -> str:
     if sent is not None and _USABLE.match(sent):
         return sent
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)

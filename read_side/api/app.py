@@ -22,33 +22,19 @@ from auth.redis_resolver import RedisKeyResolver
 from kernel.read_model_layout import ReadModelKeys
 from kernel.settings import Settings
 from read_side.api.errors import EXCEPTION_HANDLERS
-from read_side.api.routes import ROUTES
+from read_side.api.routes import ROUTES, STATE_KEY, QueryReads
 from read_side.api.stream_routes import STREAM_ROUTES
 from read_side.change_hub import BLOCK_MS, ChangeHub
 from read_side.change_log import ChangeLog
 from read_side.dashboard.routes import DASHBOARD_ROUTES
 from read_side.freshness import LISTEN_S, CheckpointWatcher
 from read_side.history import HistoryReader
+from read_side.pipelined_redis import PipelinedRedis
 from read_side.readers import ReadModelReader
 from web.observer import observe
 
 SOCKET_TIMEOUT_S = 2.0
 MAX_REDIS_CONNECTIONS = 64
-
-
-def _provide_reader(state: State) -> ReadModelReader:
-    reader: ReadModelReader = state.reader
-    return reader
-
-
-def _provide_history(state: State) -> HistoryReader:
-    history: HistoryReader = state.history
-    return history
-
-
-def _provide_watcher(state: State) -> CheckpointWatcher:
-    watcher: CheckpointWatcher = state.watcher
-    return watcher
 
 
 def _provide_hub(state: State) -> ChangeHub:
@@ -78,9 +64,12 @@ def create_query_app(settings: Settings) -> Litestar:
             retry=Retry(ExponentialBackoff(cap=0.05, base=0.005), 2),
         )
         client = Redis(connection_pool=pool)
-        reader = ReadModelReader(client, settings.redis.prefix)
-        app.state.reader = reader
-        app.state.history = HistoryReader(client, settings.redis.prefix)
+        hot = (
+            PipelinedRedis(settings.redis.url, SOCKET_TIMEOUT_S)
+            if PipelinedRedis.supports(settings.redis.url)
+            else None
+        )
+        reader = ReadModelReader(client, settings.redis.prefix, hot)
         keys = ReadModelKeys(settings.redis.prefix)
         # The checkpoint announcements are followed on a connection of their own too.
         subscriber = Redis.from_url(
@@ -89,7 +78,10 @@ def create_query_app(settings: Settings) -> Litestar:
             socket_connect_timeout=SOCKET_TIMEOUT_S,
             socket_timeout=LISTEN_S + SOCKET_TIMEOUT_S,
         )
-        app.state.watcher = CheckpointWatcher(reader, subscriber, keys.checkpoints)
+        watcher = CheckpointWatcher(reader, subscriber, keys.checkpoints)
+        app.state[STATE_KEY] = QueryReads(
+            reader, HistoryReader(client, settings.redis.prefix), watcher
+        )
         app.state.change_log = ChangeLog(client, keys)
         # The hub's blocking XREAD gets a connection of its own, with a timeout beyond the block.
         hub_client = Redis.from_url(
@@ -104,18 +96,17 @@ def create_query_app(settings: Settings) -> Litestar:
         finally:
             await app.state.hub.close()
             await hub_client.aclose()
-            await app.state.watcher.close()
+            await watcher.close()
             await subscriber.aclose()
             await client.aclose()
             await pool.aclose()
+            if hot is not None:
+                await hot.aclose()
 
     app = Litestar(
         route_handlers=[*ROUTES, *STREAM_ROUTES, *DASHBOARD_ROUTES],
         lifespan=[redis_client],
         dependencies={
-            "reader": Provide(_provide_reader, sync_to_thread=False),
-            "history": Provide(_provide_history, sync_to_thread=False),
-            "watcher": Provide(_provide_watcher, sync_to_thread=False),
             "hub": Provide(_provide_hub, sync_to_thread=False),
             "change_log": Provide(_provide_change_log, sync_to_thread=False),
         },

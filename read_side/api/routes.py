@@ -1,12 +1,18 @@
-"""The query API's routes: parse the query, ask the reader, return a Struct. Nothing else."""
+"""The query API's routes: parse the query, ask the reader, return a Struct. Nothing else.
+
+The handlers take the readers from the app's state (`QueryReads`, set by the lifespan) instead of
+as Litestar dependencies: Litestar resolves two or more dependencies of a handler concurrently, in
+an anyio task group with a task each, which cost a balance read more than its Redis round trip
+(docs/benchmarks.md, 6).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import get
-from litestar.di import NamedDependency
+from litestar import Request, get
 from litestar.openapi import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 
@@ -30,9 +36,27 @@ from read_side.views import (
     Transfer,
 )
 
-Reader = NamedDependency[ReadModelReader]
-History = NamedDependency[HistoryReader]
-Watcher = NamedDependency[CheckpointWatcher]
+AnyRequest = Request[Any, Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryReads:
+    """What the routes read with, made once per process by the app's lifespan."""
+
+    reader: ReadModelReader
+    history: HistoryReader
+    watcher: CheckpointWatcher
+
+
+STATE_KEY = "reads"
+"""Where the lifespan keeps the process's `QueryReads` in the app state."""
+
+
+def reads_of(request: AnyRequest) -> QueryReads:
+    reads: QueryReads = request.app.state[STATE_KEY]
+    return reads
+
+
 AccountId = Annotated[
     str, PathParameter(min_length=1, max_length=64, description="The account id.")
 ]
@@ -129,9 +153,7 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     guards=READ,
 )
 async def get_balance(
-    reader: Reader,
-    history: History,
-    watcher: Watcher,
+    request: AnyRequest,
     account_id: AccountId,
     as_of: AsOf = None,
     min_position: MinPosition = None,
@@ -140,11 +162,12 @@ async def get_balance(
     """An account's balance, as of the `position` it reports (or as it stood at `as_of`)."""
     account_id = _account_id(account_id)
     instant = None if as_of is None else parse_instant(as_of, "as_of")
+    reads = reads_of(request)
     if min_position is not None:
-        await watcher.wait_for(BALANCES, min_position, wait_ms)
+        await reads.watcher.wait_for(BALANCES, min_position, wait_ms)
     if instant is not None:
-        return await history.balance_as_of(account_id, instant)
-    return await reader.balance(account_id)
+        return await reads.history.balance_as_of(account_id, instant)
+    return await reads.reader.balance(account_id)
 
 
 @get(
@@ -153,9 +176,7 @@ async def get_balance(
     guards=READ,
 )
 async def get_statement(
-    reader: Reader,
-    history: History,
-    watcher: Watcher,
+    request: AnyRequest,
     account_id: AccountId,
     limit: Limit = 50,
     before_version: Annotated[
@@ -171,41 +192,42 @@ async def get_statement(
     both included, when given)."""
     account_id = _account_id(account_id)
     start, end = time_range(since, until)
+    reads = reads_of(request)
     if min_position is not None:
-        await watcher.wait_for(STATEMENTS, min_position, wait_ms)
+        await reads.watcher.wait_for(STATEMENTS, min_position, wait_ms)
     if start is None and end is None:
-        return await reader.statement(account_id, limit, before_version)
-    return await history.statement_between(account_id, limit, before_version, start, end)
+        return await reads.reader.statement(account_id, limit, before_version)
+    return await reads.history.statement_between(account_id, limit, before_version, start, end)
 
 
 @get(
     "/transfers/{transfer_id:str}", responses=error_responses(401, 403, 400, 404, 503), guards=READ
 )
 async def get_transfer(
-    reader: Reader,
-    watcher: Watcher,
+    request: AnyRequest,
     transfer_id: TransferId,
     min_position: MinPosition = None,
     wait_ms: WaitMs = 2000,
 ) -> Transfer:
     """A transfer between two accounts: who paid whom, how much, and its status."""
+    reads = reads_of(request)
     if min_position is not None:
-        await watcher.wait_for(BALANCES, min_position, wait_ms)
-    return await reader.transfer(transfer_id)
+        await reads.watcher.wait_for(BALANCES, min_position, wait_ms)
+    return await reads.reader.transfer(transfer_id)
 
 
 @get("/holds/{hold_id:str}", responses=error_responses(401, 403, 400, 404, 503), guards=READ)
 async def get_hold(
-    reader: Reader,
-    watcher: Watcher,
+    request: AnyRequest,
     hold_id: HoldId,
     min_position: MinPosition = None,
     wait_ms: WaitMs = 2000,
 ) -> Hold:
     """A hold: who reserved what for whom, until when, and its status."""
+    reads = reads_of(request)
     if min_position is not None:
-        await watcher.wait_for(BALANCES, min_position, wait_ms)
-    return await reader.hold(hold_id)
+        await reads.watcher.wait_for(BALANCES, min_position, wait_ms)
+    return await reads.reader.hold(hold_id)
 
 
 @get(
@@ -214,8 +236,7 @@ async def get_hold(
     guards=READ,
 )
 async def list_holds(
-    reader: Reader,
-    watcher: Watcher,
+    request: AnyRequest,
     account_id: AccountId,
     status: Annotated[
         HoldStatus | None, QueryParameter(description="Only holds with this status.")
@@ -232,39 +253,40 @@ async def list_holds(
 ) -> HoldsPage:
     """The holds an account takes part in (either side), newest first."""
     account_id = _account_id(account_id)
+    reads = reads_of(request)
     if min_position is not None:
-        await watcher.wait_for(BALANCES, min_position, wait_ms)
-    return await reader.holds_of(account_id, status, limit, before_position)
+        await reads.watcher.wait_for(BALANCES, min_position, wait_ms)
+    return await reads.reader.holds_of(account_id, status, limit, before_position)
 
 
 @get("/accounts", responses=error_responses(401, 403, 400, 503), guards=READ)
 async def list_accounts(
-    reader: Reader,
+    request: AnyRequest,
     sort: Annotated[SortKey, QueryParameter(description="balance or id")] = "id",
     order: Annotated[SortOrder, QueryParameter(description="asc or desc")] = "asc",
     limit: Limit = 50,
     cursor: Annotated[str | None, QueryParameter(max_length=2000)] = None,
 ) -> AccountsPage:
     """Accounts sorted by balance or id, a page at a time (keyset cursor)."""
-    return await reader.accounts(sort, order, limit, cursor)
+    return await reads_of(request).reader.accounts(sort, order, limit, cursor)
 
 
 @get("/summary", responses=error_responses(401, 403, 503), guards=READ)
-async def get_summary(reader: Reader) -> Summary:
+async def get_summary(request: AnyRequest) -> Summary:
     """Counts and balance totals per currency over all accounts."""
-    return await reader.summary()
+    return await reads_of(request).reader.summary()
 
 
 @get("/projections", responses=error_responses(401, 403, 503), guards=ADMIN)
-async def list_projections(reader: Reader) -> list[ProjectionStatus]:
+async def list_projections(request: AnyRequest) -> list[ProjectionStatus]:
     """Each projection's checkpoint, the store head announced to Redis and the lag between them."""
-    return await reader.projections()
+    return await reads_of(request).reader.projections()
 
 
 @get("/health", responses=error_responses(503))
-async def health(reader: Reader) -> Health:
+async def health(request: AnyRequest) -> Health:
     """200 when Redis answers; a Redis error becomes 503 redis_unavailable (api/errors.py)."""
-    await reader.ping()
+    await reads_of(request).reader.ping()
     return Health("ok")
 
 

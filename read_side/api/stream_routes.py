@@ -20,7 +20,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from auth.guards import requires
 from kernel.change_feed import RESET, Change, ChangeId, Reset
-from read_side.api.routes import Reader, error_responses
+from read_side.api.routes import AnyRequest, error_responses, reads_of
 from read_side.change_hub import ChangeHub, Subscription
 from read_side.change_log import ChangeLog, ChangesLost
 from read_side.errors import InvalidCursor
@@ -111,7 +111,8 @@ async def stream(hub: Hub, change_log: Log, last_event_id: LastEventId = None) -
     summary="Prometheus metrics: requests, projections, workers, stream clients",
     media_type=PROMETHEUS_TEXT,
 )
-async def metrics(reader: Reader) -> Response[bytes]:
+async def metrics(request: AnyRequest) -> Response[bytes]:
+    reader = reads_of(request).reader
     families = projection_families(await reader.projections())
     families += worker_families(await reader.worker_metrics())
     return exposition([ScrapedFamilies(families)])

@@ -220,7 +220,7 @@ async def test_huge_numbers_in_the_audit_trail_query_are_400(writes: Client, que
 def write_api_process(
     sqlite_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
 ) -> Iterator[tuple[str, Settings]]:
-    """A real `bank write-api` (uvicorn): chunked bodies are the server's business too."""
+    """A real `bank write-api` (granian): chunked bodies are the server's business too."""
     settings = read_side_settings(sqlite_url, redis_url, redis_prefix)
     port = free_port()
     process = start_bank(["write-api", "--port", str(port)], settings, tmp_path / "write-api.log")

@@ -114,24 +114,30 @@ def _apply(
     if current is None:
         logger.warning("balances: %s for unopened account %s skipped", event.type, event.stream_id)
         return None
-    moved = replace(current, version=version, position=position, updated_at=at)
+    # One new state per event, built once: this runs for every event of every replay.
+    owner, balance, status = current.owner, current.balance, current.status
+    limit, held = current.overdraft_limit, current.held
     if isinstance(domain, MoneyDeposited | MoneyWithdrawn | TransferSent | TransferReceived):
         incoming = isinstance(domain, MoneyDeposited | TransferReceived)
         delta = to_cents(domain.amount) * (1 if incoming else -1)
         change.totals[current.currency] += delta
         if isinstance(domain, TransferSent | TransferReceived):
             _record_transfer(change, current, event, domain)
-        return replace(moved, balance=current.balance + delta)
-    if isinstance(domain, HOLD_EVENTS):
-        return replace(moved, held=current.held + fold_hold(change.holds, current, event, domain))
-    if isinstance(domain, OverdraftLimitSet):
-        return replace(moved, overdraft_limit=to_cents(domain.limit))
-    if isinstance(domain, AccountClosed):
+        balance += delta
+    elif isinstance(domain, HOLD_EVENTS):
+        held += fold_hold(change.holds, current, event, domain)
+    elif isinstance(domain, OverdraftLimitSet):
+        limit = to_cents(domain.limit)
+    elif isinstance(domain, AccountClosed):
         change.open_accounts -= 1 if current.status == "open" else 0
-        return replace(moved, status="closed")
-    if isinstance(domain, PersonalDataErased):
-        return replace(moved, owner=ERASED)
-    return None
+        status = "closed"
+    elif isinstance(domain, PersonalDataErased):
+        owner = ERASED
+    else:
+        return None
+    return AccountBalance(
+        owner, current.currency, balance, status, version, position, at, limit, held
+    )
 
 
 def _record_transfer(
@@ -174,15 +180,23 @@ def _queue_writes(
     keys: GenerationKeys,
     before: Mapping[str, AccountBalance | None],
     change: BalancesChange,
+    *,
+    known: bool = False,
 ) -> None:
     """Queue the batch's writes but the history and the feed: the accounts (their indexes moved
-    by one ZREM and one ZADD for the whole batch), the summary, transfers and holds."""
+    by one ZREM and one ZADD for the whole batch), the summary, transfers and holds. With `known`
+    (`before` is exactly what the account hashes hold) only the fields that changed are written;
+    otherwise whole hashes, which also fills fields that hashes written by older code lack."""
     new_ids: dict[str, int] = {}
     old_places: list[str] = []
     new_places: dict[str, int] = {}
     for account_id, after in change.after.items():
         previous = before.get(account_id)
-        tx.hset(keys.account(account_id), mapping=after.to_hash())
+        fields = after.to_hash()
+        if known and previous is not None:
+            stored = previous.to_hash()
+            fields = {name: value for name, value in fields.items() if stored[name] != value}
+        tx.hset(keys.account(account_id), mapping=fields)
         if previous is None:
             new_ids[account_id] = 0
         elif previous.balance != after.balance:
@@ -260,7 +274,7 @@ class RememberedBalances:
             raise ValueError("only scratch generations are remembered, and they write no feed")
         states = self.memory.states
         change = fold(states, events)
-        _queue_writes(tx, keys, states, change)
+        _queue_writes(tx, keys, states, change, known=True)
         stamps = balance_stamps(change.balance_changes, events)
         latest = stage_remembered(tx, keys.history, stamps, self.memory.latest)
         self.memory.staged(events[-1].position, change.after, latest)

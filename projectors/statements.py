@@ -38,7 +38,7 @@ from kernel.events import (
     TransferSent,
     UnknownEventType,
 )
-from kernel.money import format_money, from_cents, to_cents
+from kernel.money import format_cents, to_cents
 from kernel.read_model_layout import STATEMENTS, GenerationKeys, Running, StatementEntry
 from projectors.history import stage_remembered, stage_statement_times, statement_stamps
 from projectors.projection import read_hashes
@@ -75,14 +75,14 @@ def fold(before: Mapping[str, Running | None], events: Sequence[RecordedEvent]) 
                 version=event.version,
                 event_id=str(event.event_id),
                 type=event.type,
-                amount=format_money(from_cents(delta)),
-                balance_after=format_money(from_cents(balance)),
+                amount=format_cents(delta),
+                balance_after=format_cents(balance),
                 recorded_at=event.recorded_at.isoformat(),
                 reference=getattr(domain, "reference", None),
                 transfer_id=getattr(domain, "transfer_id", getattr(domain, "hold_id", None)),
                 counterparty=getattr(domain, "counterparty", None),
                 reversal_of=getattr(domain, "reversal_of", None),
-                hold_amount=None if shown is None else format_money(from_cents(shown)),
+                hold_amount=None if shown is None else format_cents(shown),
             )
         )
         change.events += 1

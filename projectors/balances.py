@@ -55,6 +55,7 @@ from projectors.history import balance_stamps, stage_balance_history, stage_reme
 from projectors.holds import HOLD_EVENTS, HoldWrites, fold_hold, stage_holds
 from projectors.projection import read_hashes
 from projectors.remembered import AccountMemory
+from projectors.scripted import ScriptedWrites
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ def _record_transfer(
 
 
 def _queue_writes(
-    tx: Pipeline,
+    tx: Pipeline | ScriptedWrites,
     keys: GenerationKeys,
     before: Mapping[str, AccountBalance | None],
     change: BalancesChange,
@@ -274,8 +275,10 @@ class RememberedBalances:
             raise ValueError("only scratch generations are remembered, and they write no feed")
         states = self.memory.states
         change = fold(states, events)
-        _queue_writes(tx, keys, states, change, known=True)
+        writes = ScriptedWrites()
+        _queue_writes(writes, keys, states, change, known=True)
         stamps = balance_stamps(change.balance_changes, events)
-        latest = stage_remembered(tx, keys.history, stamps, self.memory.latest)
+        latest = stage_remembered(writes, keys.history, stamps, self.memory.latest)
+        writes.queue_on(tx)
         self.memory.staged(events[-1].position, change.after, latest)
         return change.events

@@ -27,6 +27,7 @@ from kernel.read_model_layout import (
     history_score,
     statement_times_member,
 )
+from projectors.scripted import ScriptedWrites
 
 Stamp = tuple[str, str, datetime]
 """(account id, member, recorded at) of one event, in the account's version order."""
@@ -64,7 +65,9 @@ async def latest_scores(
     }
 
 
-def _queue(tx: Pipeline, key_of: Callable[[str], str], added: dict[str, dict[str, int]]) -> None:
+def _queue(
+    tx: Pipeline | ScriptedWrites, key_of: Callable[[str], str], added: dict[str, dict[str, int]]
+) -> None:
     for account_id, members in added.items():
         tx.zadd(key_of(account_id), members)
 
@@ -80,7 +83,10 @@ async def _stage(
 
 
 def stage_remembered(
-    tx: Pipeline, key_of: Callable[[str], str], stamps: list[Stamp], latest: Mapping[str, int]
+    tx: Pipeline | ScriptedWrites,
+    key_of: Callable[[str], str],
+    stamps: list[Stamp],
+    latest: Mapping[str, int],
 ) -> dict[str, int]:
     """Queue `stamps` like the staging below, clamped to `latest` (each account's highest score,
     kept in memory by the index's one writer) instead of reading it; returns the accounts' new

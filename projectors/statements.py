@@ -43,6 +43,7 @@ from kernel.read_model_layout import STATEMENTS, GenerationKeys, Running, Statem
 from projectors.history import stage_remembered, stage_statement_times, statement_stamps
 from projectors.projection import read_hashes
 from projectors.remembered import AccountMemory
+from projectors.scripted import ScriptedWrites
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +145,9 @@ def _held_or_released(domain: DomainEvent) -> int | None:
     return None
 
 
-def _queue_writes(tx: Pipeline, keys: GenerationKeys, change: StatementsChange) -> None:
+def _queue_writes(
+    tx: Pipeline | ScriptedWrites, keys: GenerationKeys, change: StatementsChange
+) -> None:
     """Queue each account's running balance and new entries (the time index apart)."""
     for account_id, running in change.running.items():
         tx.hset(keys.running(account_id), mapping=running.to_hash())
@@ -192,8 +195,10 @@ class RememberedStatements:
         feed: bool,
     ) -> int:
         change = fold(self.memory.states, events)
-        _queue_writes(tx, keys, change)
+        writes = ScriptedWrites()
+        _queue_writes(writes, keys, change)
         stamps = statement_stamps(change.entries, events)
-        latest = stage_remembered(tx, keys.statement_times, stamps, self.memory.latest)
+        latest = stage_remembered(writes, keys.statement_times, stamps, self.memory.latest)
+        writes.queue_on(tx)
         self.memory.staged(events[-1].position, change.running, latest)
         return change.events

@@ -81,10 +81,13 @@ class _Feed:
             if remembered is not None:
                 remembered.memory.drop()
             raise
+        if not applied:  # refused: the checkpoint moved
+            if remembered is not None:
+                remembered.memory.drop()
+            return
         if remembered is not None:
-            remembered.memory.keep() if applied else remembered.memory.drop()
-        if applied:
-            self.passed += len(mine)
+            remembered.memory.keep()
+        self.passed += len(mine)
 
     async def reread(self, ctx: ProjectionContext) -> int:
         self.checkpoint = await checkpoint_of(ctx, self.projection.name, self.target.generation)

@@ -53,6 +53,12 @@ def format_money(value: Decimal) -> str:
     return str(value.quantize(CENT))
 
 
+def format_cents(cents: int) -> str:
+    """`format_money(from_cents(cents))` without a Decimal: projections format every entry."""
+    whole, part = divmod(abs(cents), 100)
+    return f"{'-' if cents < 0 else ''}{whole}.{part:02d}"
+
+
 def to_cents(value: Decimal) -> int:
     return int(value.quantize(CENT) * 100)
 

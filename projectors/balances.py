@@ -8,8 +8,9 @@ store transaction (catch_up.py), so both sides of a transfer are always folded t
 summary's totals never show money in flight.
 
 `fold` is pure (state before the batch + events -> state after); `BalancesProjection.stage` loads the
-state and turns the fold into Redis writes. An event whose stream version is not above the account's
-projected version has already been applied and is skipped, so replaying a batch changes nothing.
+state and turns the fold into Redis writes (`RememberedBalances`, a rebuild's, keeps the state in
+memory instead). An event whose stream version is not above the account's projected version has
+already been applied and is skipped, so replaying a batch changes nothing.
 """
 
 from __future__ import annotations
@@ -50,9 +51,11 @@ from kernel.read_model_layout import (
     summary_balance_field,
 )
 from projectors.change_feed import feed_of, feed_tip, stage_changes
-from projectors.history import stage_balance_history
+from projectors.history import balance_stamps, stage_balance_history, stage_remembered
 from projectors.holds import HOLD_EVENTS, HoldWrites, fold_hold, stage_holds
 from projectors.projection import read_hashes
+from projectors.remembered import AccountMemory
+from projectors.scripted import ScriptedWrites
 
 logger = logging.getLogger(__name__)
 
@@ -112,24 +115,30 @@ def _apply(
     if current is None:
         logger.warning("balances: %s for unopened account %s skipped", event.type, event.stream_id)
         return None
-    moved = replace(current, version=version, position=position, updated_at=at)
+    # One new state per event, built once: this runs for every event of every replay.
+    owner, balance, status = current.owner, current.balance, current.status
+    limit, held = current.overdraft_limit, current.held
     if isinstance(domain, MoneyDeposited | MoneyWithdrawn | TransferSent | TransferReceived):
         incoming = isinstance(domain, MoneyDeposited | TransferReceived)
         delta = to_cents(domain.amount) * (1 if incoming else -1)
         change.totals[current.currency] += delta
         if isinstance(domain, TransferSent | TransferReceived):
             _record_transfer(change, current, event, domain)
-        return replace(moved, balance=current.balance + delta)
-    if isinstance(domain, HOLD_EVENTS):
-        return replace(moved, held=current.held + fold_hold(change.holds, current, event, domain))
-    if isinstance(domain, OverdraftLimitSet):
-        return replace(moved, overdraft_limit=to_cents(domain.limit))
-    if isinstance(domain, AccountClosed):
+        balance += delta
+    elif isinstance(domain, HOLD_EVENTS):
+        held += fold_hold(change.holds, current, event, domain)
+    elif isinstance(domain, OverdraftLimitSet):
+        limit = to_cents(domain.limit)
+    elif isinstance(domain, AccountClosed):
         change.open_accounts -= 1 if current.status == "open" else 0
-        return replace(moved, status="closed")
-    if isinstance(domain, PersonalDataErased):
-        return replace(moved, owner=ERASED)
-    return None
+        status = "closed"
+    elif isinstance(domain, PersonalDataErased):
+        owner = ERASED
+    else:
+        return None
+    return AccountBalance(
+        owner, current.currency, balance, status, version, position, at, limit, held
+    )
 
 
 def _record_transfer(
@@ -167,6 +176,58 @@ def _record_transfer(
         )
 
 
+def _queue_writes(
+    tx: Pipeline | ScriptedWrites,
+    keys: GenerationKeys,
+    before: Mapping[str, AccountBalance | None],
+    change: BalancesChange,
+    *,
+    known: bool = False,
+) -> None:
+    """Queue the batch's writes but the history and the feed: the accounts (their indexes moved
+    by one ZREM and one ZADD for the whole batch), the summary, transfers and holds. With `known`
+    (`before` is exactly what the account hashes hold) only the fields that changed are written;
+    otherwise whole hashes, which also fills fields that hashes written by older code lack."""
+    new_ids: dict[str, int] = {}
+    old_places: list[str] = []
+    new_places: dict[str, int] = {}
+    for account_id, after in change.after.items():
+        previous = before.get(account_id)
+        fields = after.to_hash()
+        if known and previous is not None:
+            stored = previous.to_hash()
+            fields = {name: value for name, value in fields.items() if stored[name] != value}
+        tx.hset(keys.account(account_id), mapping=fields)
+        if previous is None:
+            new_ids[account_id] = 0
+        elif previous.balance != after.balance:
+            old_places.append(balance_sort_member(previous.balance, account_id))
+        if previous is None or previous.balance != after.balance:
+            new_places[balance_sort_member(after.balance, account_id)] = 0
+    if new_ids:
+        tx.zadd(keys.by_id, new_ids)
+    if old_places:
+        tx.zrem(keys.by_balance, *old_places)
+    if new_places:
+        tx.zadd(keys.by_balance, new_places)
+    for name, delta in (
+        (SUMMARY_ACCOUNTS, change.accounts),
+        (SUMMARY_OPEN_ACCOUNTS, change.open_accounts),
+        (SUMMARY_EVENTS, change.events),
+    ):
+        if delta:
+            tx.hincrby(keys.summary, name, delta)
+    for currency, cents in change.totals.items():
+        tx.hincrby(keys.summary, summary_balance_field(currency), cents)
+    for transfer_id, transfer in change.transfers.items():
+        tx.hset(keys.transfer(transfer_id), mapping=transfer.to_hash())
+    stage_holds(tx, keys, change.holds)
+    for transfer_id, flipped in change.reversed.items():  # after: the original may be new too
+        assert flipped.reversed_by is not None
+        mapping = StoredTransfer.reversed_fields(flipped.reversed_by)
+        tx.hset(keys.transfer(transfer_id), mapping=mapping)
+
+
 class BalancesProjection:
     name = BALANCES
 
@@ -182,34 +243,42 @@ class BalancesProjection:
         rows = await read_hashes(reader, events, keys.account)
         before = {aid: AccountBalance.from_hash(row) for aid, row in rows.items()}
         change = fold(before, events)
-        for account_id, after in change.after.items():
-            previous = before[account_id]
-            tx.hset(keys.account(account_id), mapping=after.to_hash())
-            if previous is None:
-                tx.zadd(keys.by_id, {account_id: 0})
-            elif previous.balance != after.balance:
-                tx.zrem(keys.by_balance, balance_sort_member(previous.balance, account_id))
-            if previous is None or previous.balance != after.balance:
-                tx.zadd(keys.by_balance, {balance_sort_member(after.balance, account_id): 0})
-        for name, delta in (
-            (SUMMARY_ACCOUNTS, change.accounts),
-            (SUMMARY_OPEN_ACCOUNTS, change.open_accounts),
-            (SUMMARY_EVENTS, change.events),
-        ):
-            if delta:
-                tx.hincrby(keys.summary, name, delta)
-        for currency, cents in change.totals.items():
-            tx.hincrby(keys.summary, summary_balance_field(currency), cents)
-        for transfer_id, transfer in change.transfers.items():
-            tx.hset(keys.transfer(transfer_id), mapping=transfer.to_hash())
-        stage_holds(tx, keys, change.holds)
+        _queue_writes(tx, keys, before, change)
         await stage_balance_history(reader, tx, keys, change.balance_changes, events)
-        for transfer_id, flipped in change.reversed.items():  # after: the original may be new too
-            assert flipped.reversed_by is not None
-            mapping = StoredTransfer.reversed_fields(flipped.reversed_by)
-            tx.hset(keys.transfer(transfer_id), mapping=mapping)
         if feed:
             tip = await feed_tip(reader, keys)
             changes = feed_of(change.balance_changes, change.transfers, change.reversed)
             stage_changes(tx, keys, changes, tip)
+        return change.events
+
+
+class RememberedBalances:
+    """`balances` for a rebuild's scratch generation, whose only writer is the rebuild: each
+    account's state and latest history score come from memory (`AccountMemory`, as the last
+    committed batch left them) instead of a read of Redis per batch. Same fold, same writes."""
+
+    name = BALANCES
+
+    def __init__(self) -> None:
+        self.memory: AccountMemory[AccountBalance] = AccountMemory()
+
+    async def stage(
+        self,
+        reader: Redis,
+        tx: Pipeline,
+        keys: GenerationKeys,
+        events: Sequence[RecordedEvent],
+        *,
+        feed: bool,
+    ) -> int:
+        if feed:
+            raise ValueError("only scratch generations are remembered, and they write no feed")
+        states = self.memory.states
+        change = fold(states, events)
+        writes = ScriptedWrites()
+        _queue_writes(writes, keys, states, change, known=True)
+        stamps = balance_stamps(change.balance_changes, events)
+        latest = stage_remembered(writes, keys.history, stamps, self.memory.latest)
+        writes.queue_on(tx)
+        self.memory.staged(events[-1].position, change.after, latest)
         return change.events

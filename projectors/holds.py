@@ -23,6 +23,7 @@ from kernel.read_model_layout import (
     StoredHold,
     hold_resolution_fields,
 )
+from projectors.scripted import ScriptedWrites
 
 HoldEvent = HoldPlaced | HoldCaptured | HoldVoided | HoldExpired
 HOLD_EVENTS = (HoldPlaced, HoldCaptured, HoldVoided, HoldExpired)
@@ -72,7 +73,7 @@ def fold_hold(
     return -to_cents(hold.amount)
 
 
-def stage_holds(tx: Pipeline, keys: GenerationKeys, writes: HoldWrites) -> None:
+def stage_holds(tx: Pipeline | ScriptedWrites, keys: GenerationKeys, writes: HoldWrites) -> None:
     for hold_id, fields in writes.fields.items():
         tx.hset(keys.hold(hold_id), mapping=fields)
     for hold_id, account_id, position, due in writes.placed:

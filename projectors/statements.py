@@ -38,10 +38,12 @@ from kernel.events import (
     TransferSent,
     UnknownEventType,
 )
-from kernel.money import format_money, from_cents, to_cents
+from kernel.money import format_cents, to_cents
 from kernel.read_model_layout import STATEMENTS, GenerationKeys, Running, StatementEntry
-from projectors.history import stage_statement_times
+from projectors.history import stage_remembered, stage_statement_times, statement_stamps
 from projectors.projection import read_hashes
+from projectors.remembered import AccountMemory
+from projectors.scripted import ScriptedWrites
 
 logger = logging.getLogger(__name__)
 
@@ -74,14 +76,14 @@ def fold(before: Mapping[str, Running | None], events: Sequence[RecordedEvent]) 
                 version=event.version,
                 event_id=str(event.event_id),
                 type=event.type,
-                amount=format_money(from_cents(delta)),
-                balance_after=format_money(from_cents(balance)),
+                amount=format_cents(delta),
+                balance_after=format_cents(balance),
                 recorded_at=event.recorded_at.isoformat(),
                 reference=getattr(domain, "reference", None),
                 transfer_id=getattr(domain, "transfer_id", getattr(domain, "hold_id", None)),
                 counterparty=getattr(domain, "counterparty", None),
                 reversal_of=getattr(domain, "reversal_of", None),
-                hold_amount=None if shown is None else format_money(from_cents(shown)),
+                hold_amount=None if shown is None else format_cents(shown),
             )
         )
         change.events += 1
@@ -143,6 +145,16 @@ def _held_or_released(domain: DomainEvent) -> int | None:
     return None
 
 
+def _queue_writes(
+    tx: Pipeline | ScriptedWrites, keys: GenerationKeys, change: StatementsChange
+) -> None:
+    """Queue each account's running balance and new entries (the time index apart)."""
+    for account_id, running in change.running.items():
+        tx.hset(keys.running(account_id), mapping=running.to_hash())
+        members = {_encode(entry): entry.version for entry in change.entries[account_id]}
+        tx.zadd(keys.statement(account_id), members)
+
+
 class StatementsProjection:
     name = STATEMENTS
 
@@ -158,12 +170,35 @@ class StatementsProjection:
         rows = await read_hashes(reader, events, keys.running)
         before = {aid: Running.from_hash(row) for aid, row in rows.items()}
         change = fold(before, events)
-        for account_id, running in change.running.items():
-            tx.hset(
-                keys.running(account_id),
-                mapping=running.to_hash(),
-            )
-            members = {_encode(entry): entry.version for entry in change.entries[account_id]}
-            tx.zadd(keys.statement(account_id), members)
+        _queue_writes(tx, keys, change)
         await stage_statement_times(reader, tx, keys, change.entries, events)
+        return change.events
+
+
+class RememberedStatements:
+    """`statements` for a rebuild's scratch generation, whose only writer is the rebuild: each
+    account's running balance and latest time-index score come from memory (`AccountMemory`)
+    instead of a read of Redis per batch. Same fold, same writes."""
+
+    name = STATEMENTS
+
+    def __init__(self) -> None:
+        self.memory: AccountMemory[Running] = AccountMemory()
+
+    async def stage(
+        self,
+        reader: Redis,
+        tx: Pipeline,
+        keys: GenerationKeys,
+        events: Sequence[RecordedEvent],
+        *,
+        feed: bool,
+    ) -> int:
+        change = fold(self.memory.states, events)
+        writes = ScriptedWrites()
+        _queue_writes(writes, keys, change)
+        stamps = statement_stamps(change.entries, events)
+        latest = stage_remembered(writes, keys.statement_times, stamps, self.memory.latest)
+        writes.queue_on(tx)
+        self.memory.staged(events[-1].position, change.running, latest)
         return change.events

@@ -6,7 +6,14 @@ from decimal import Decimal
 
 import pytest
 
-from kernel.money import MAX_AMOUNT, format_money, from_cents, parse_amount, to_cents
+from kernel.money import (
+    MAX_AMOUNT,
+    format_cents,
+    format_money,
+    from_cents,
+    parse_amount,
+    to_cents,
+)
 from write_side.commands import CloseAccount, Deposit, OpenAccount, Withdraw
 from write_side.domain.errors import InvalidCommand
 
@@ -123,6 +130,11 @@ def test_money_travels_as_a_string_with_two_decimals_and_as_integer_cents() -> N
     assert to_cents(Decimal("1000000000.00")) == 100_000_000_000
     assert from_cents(1250) == Decimal("12.50")
     assert parse_amount(format_money(from_cents(1))) == Decimal("0.01")
+
+
+def test_cents_are_formatted_exactly_as_the_decimal_path_formats_them() -> None:
+    samples = [*range(-1005, 1005), 10**11, -(10**11) - 7, 123_456_789_012_345]
+    assert [format_cents(c) for c in samples] == [format_money(from_cents(c)) for c in samples]
 
 
 def test_a_deposit_or_withdrawal_may_carry_a_reference_of_at_most_140_characters() -> None:

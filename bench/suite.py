@@ -43,9 +43,9 @@ BENCHMARKS = tuple(
         peer,
         personal_data,
         hot_account,
-        transfers_http,
         hold_expiry,
         embedded,
+        transfers_http,
     )
 )
 BY_NAME = {benchmark.name: benchmark for benchmark in BENCHMARKS}

@@ -47,6 +47,11 @@ class QueryReads:
     history: HistoryReader
     watcher: CheckpointWatcher
 
+    async def caught_up(self, projection: str, min_position: int | None, wait_ms: int) -> None:
+        """Read-your-writes: with `min_position`, wait until `projection` has reached it."""
+        if min_position is not None:
+            await self.watcher.wait_for(projection, min_position, wait_ms)
+
 
 STATE_KEY = "reads"
 """Where the lifespan keeps the process's `QueryReads` in the app state."""
@@ -163,8 +168,7 @@ async def get_balance(
     account_id = _account_id(account_id)
     instant = None if as_of is None else parse_instant(as_of, "as_of")
     reads = reads_of(request)
-    if min_position is not None:
-        await reads.watcher.wait_for(BALANCES, min_position, wait_ms)
+    await reads.caught_up(BALANCES, min_position, wait_ms)
     if instant is not None:
         return await reads.history.balance_as_of(account_id, instant)
     return await reads.reader.balance(account_id)
@@ -193,8 +197,7 @@ async def get_statement(
     account_id = _account_id(account_id)
     start, end = time_range(since, until)
     reads = reads_of(request)
-    if min_position is not None:
-        await reads.watcher.wait_for(STATEMENTS, min_position, wait_ms)
+    await reads.caught_up(STATEMENTS, min_position, wait_ms)
     if start is None and end is None:
         return await reads.reader.statement(account_id, limit, before_version)
     return await reads.history.statement_between(account_id, limit, before_version, start, end)
@@ -211,8 +214,7 @@ async def get_transfer(
 ) -> Transfer:
     """A transfer between two accounts: who paid whom, how much, and its status."""
     reads = reads_of(request)
-    if min_position is not None:
-        await reads.watcher.wait_for(BALANCES, min_position, wait_ms)
+    await reads.caught_up(BALANCES, min_position, wait_ms)
     return await reads.reader.transfer(transfer_id)
 
 
@@ -225,8 +227,7 @@ async def get_hold(
 ) -> Hold:
     """A hold: who reserved what for whom, until when, and its status."""
     reads = reads_of(request)
-    if min_position is not None:
-        await reads.watcher.wait_for(BALANCES, min_position, wait_ms)
+    await reads.caught_up(BALANCES, min_position, wait_ms)
     return await reads.reader.hold(hold_id)
 
 
@@ -254,8 +255,7 @@ async def list_holds(
     """The holds an account takes part in (either side), newest first."""
     account_id = _account_id(account_id)
     reads = reads_of(request)
-    if min_position is not None:
-        await reads.watcher.wait_for(BALANCES, min_position, wait_ms)
+    await reads.caught_up(BALANCES, min_position, wait_ms)
     return await reads.reader.holds_of(account_id, status, limit, before_position)
 
 
